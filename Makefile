@@ -1,0 +1,41 @@
+# The two commands of the README: `make run` (the main job on embedded defaults) and `make test`.
+# Each creates .venv on a fresh clone and installs what it needs (CPU torch first, see README).
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
+
+export DO_NOT_TRACK := true
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export MLFLOW_DISABLE_TELEMETRY := true
+export PREFECT_HOME ?= $(CURDIR)/.state/prefect
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: install run test bench stack-up stack-down clean
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/colorize run
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+stack-up: $(STAMP)
+	$(VENV)/bin/colorize stack up
+
+stack-down: $(STAMP)
+	$(VENV)/bin/colorize stack down
+
+clean:
+	rm -rf .state

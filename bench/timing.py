@@ -1,0 +1,23 @@
+"""Benchmark helpers: best-of-n wall time and a printed ratio against a named baseline."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+
+def best_of(fn: Callable[[], object], repeat: int = 3) -> tuple[float, object]:
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def report(name: str, ours_s: float, base_s: float, baseline: str, target: float | None = None) -> bool:
+    ratio = base_s / ours_s
+    ok = target is None or ratio >= target
+    goal = f" (target >= {target:g}x: {'met' if ok else 'MISSED'})" if target else ""
+    print(f"{name}: {ours_s * 1e3:9.1f} ms vs {baseline} {base_s * 1e3:9.1f} ms -> {ratio:6.1f}x{goal}", flush=True)
+    return ok
