@@ -98,7 +98,7 @@ class BinSet:
 
 
 def _package_array(name: str) -> np.ndarray:
-    with resources.files("colorize_core.data").joinpath(name).open("rb") as f:
+    with resources.files("colorize_core.reference").joinpath(name).open("rb") as f:
         return np.load(f, allow_pickle=False)
 
 

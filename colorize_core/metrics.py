@@ -40,3 +40,22 @@ def colourfulness(rgb: np.ndarray) -> float:
 def delta_colourfulness(rgb_pred: np.ndarray, rgb_true: np.ndarray) -> float:
     """Colourfulness of the prediction minus that of the truth: 0 is ideal, negative is too dull."""
     return colourfulness(rgb_pred) - colourfulness(rgb_true)
+
+
+class AucAccumulator:
+    """Mergeable AuC over many images: weighted counts of pixels by ceil(error), thresholds 0..150."""
+
+    def __init__(self):
+        self.within = np.zeros(AUC_THRESHOLDS.size + 1)  # last bucket: errors above 150
+        self.total = 0.0
+
+    def add(self, ab_pred: np.ndarray, ab_true: np.ndarray, pixel_weights: np.ndarray | None = None) -> None:
+        err = np.sqrt(((np.asarray(ab_pred, np.float64) - ab_true) ** 2).sum(-1)).reshape(-1)
+        w = np.ones_like(err) if pixel_weights is None else np.asarray(pixel_weights, np.float64).reshape(-1)
+        bucket = np.minimum(np.ceil(err - 1e-9), AUC_THRESHOLDS.size).astype(np.int64)  # err <= t <=> bucket <= t
+        self.within += np.bincount(bucket, weights=w, minlength=self.within.size)
+        self.total += float(w.sum())
+
+    @property
+    def value(self) -> float:
+        return float((np.cumsum(self.within)[: AUC_THRESHOLDS.size] / max(self.total, 1e-12)).mean())

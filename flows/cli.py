@@ -2,14 +2,118 @@
 
 from __future__ import annotations
 
+import json
+import os
+from typing import Optional
+
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Colorize archival black-and-white photographs at scale.")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
+
+
+def _storage(options: Optional[str]) -> None:
+    """`--storage-options` JSON reaches every fsspec call through the environment."""
+    if options:
+        json.loads(options)
+        os.environ["COLORIZE_STORAGE_OPTIONS"] = options
+
+
+def _show(result) -> None:
+    typer.echo(json.dumps(result, indent=2, default=str))
 
 
 @app.callback()
 def main() -> None:
     """Colorize archival black-and-white photographs at scale."""
+
+
+@app.command()
+def preprocess(
+    source: str = typer.Argument(..., help="images: local folder, s3://bucket/prefix, any fsspec URL"),
+    shards: str = typer.Argument(..., help="where the Lab shards go (any fsspec URL)"),
+    size: int = typer.Option(256, help="training size (short side, then centre crop)"),
+    val_fraction: float = typer.Option(0.1, help="share of images held out, by content hash"),
+    rows_per_shard: int = typer.Option(64),
+    split_by_folder: bool = typer.Option(False, help="SOURCE/train and SOURCE/val decide the split"),
+    dask_address: Optional[str] = typer.Option(None, help="scheduler of an existing Dask cluster"),
+    workers: int = typer.Option(2, help="LocalCluster worker processes when no address is given"),
+    storage_options: Optional[str] = typer.Option(None, help="fsspec options as JSON"),
+) -> None:
+    """Decode, validate, resize and convert images to Lab shards in Parquet, on Dask."""
+    from flows.preprocess import preprocess_flow
+
+    _storage(storage_options)
+    s = preprocess_flow(source, shards, size=size, val_fraction=val_fraction, rows_per_shard=rows_per_shard, split_by_folder=split_by_folder, dask_address=dask_address, n_workers=workers)
+    _show({k: v for k, v in s.__dict__.items() if k != "shards"} | {"shards": len(s.shards)})
+
+
+@app.command()
+def bins(
+    shards: str = typer.Argument(..., help="Lab shards written by `colorize preprocess`"),
+    out: str = typer.Option(..., help="bin-set file to write (.npz), with .json, .gamut.png, .prior.png beside it"),
+    method: str = typer.Option("grid", help="grid (in-gamut cells of the data) | kmeans | canonical (the 313 reference bins)"),
+    k: int = typer.Option(313, help="K-Means clusters"),
+    grid_size: int = typer.Option(10),
+    lam: float = typer.Option(0.5, help="uniform mix of the rebalancing"),
+    sigma: float = typer.Option(5.0, help="Gaussian smoothing of the prior"),
+    dask_address: Optional[str] = typer.Option(None),
+    workers: int = typer.Option(2),
+    storage_options: Optional[str] = typer.Option(None),
+) -> None:
+    """Estimate the ab bins, their prior and rebalancing weights from the training shards."""
+    from flows.bins import bins_flow
+
+    _storage(storage_options)
+    _show(bins_flow(shards, out, method=method, k=k, grid_size=grid_size, lam=lam, sigma=sigma, dask_address=dask_address, n_workers=workers))
+
+
+@app.command()
+def train(
+    shards: str = typer.Argument(...),
+    bins: str = typer.Option(..., help="bin set from `colorize bins`"),
+    arch: str = typer.Option("small", help="eccv16 | small | tiny"),
+    steps: int = typer.Option(1000, help="generator steps (phase 1)"),
+    epochs: Optional[float] = typer.Option(None, help="instead of --steps: passes over the training rows"),
+    batch_size: int = typer.Option(16),
+    lr: float = typer.Option(3e-4),
+    crop: int = typer.Option(176),
+    gan_weight: float = typer.Option(0.0, help="adversarial weight; 0 switches the GAN off"),
+    disc_steps: int = typer.Option(100),
+    joint_steps: int = typer.Option(200),
+    val_every: int = typer.Option(200),
+    val_images: int = typer.Option(32),
+    checkpoint_every: int = typer.Option(200),
+    loader_workers: int = typer.Option(1),
+    bf16: bool = typer.Option(False, help="bfloat16 autocast on CPU (always on CUDA)"),
+    seed: int = typer.Option(0),
+    model_name: str = typer.Option("colorizer", help="registered model name"),
+    checkpoint_dir: Optional[str] = typer.Option(None),
+    resume: Optional[str] = typer.Option(None, help="checkpoint to continue from, exactly"),
+    nproc: int = typer.Option(1, help="data-parallel processes (torchrun)"),
+    storage_options: Optional[str] = typer.Option(None),
+) -> None:
+    """Train a colorizer, track it in MLflow and register it."""
+    from flows.train import train_flow
+
+    _storage(storage_options)
+    if epochs is not None:
+        from colorize_core.train import steps_for_epochs
+        from tasks.preprocess import committed_shards, read_shard_table
+
+        rows = sum(sum(s == "train" for s in read_shard_table(u, ["split"]).column("split").to_pylist()) for u in committed_shards(shards))
+        steps = steps_for_epochs(epochs, rows, batch_size, nproc)
+    _show(
+        train_flow(
+            shards, bins, arch=arch, steps=steps, batch_size=batch_size, lr=lr, crop=crop, gan_weight=gan_weight,
+            disc_steps=disc_steps, joint_steps=joint_steps, val_every=val_every, val_images=val_images,
+            checkpoint_every=checkpoint_every, loader_workers=loader_workers, bf16=bf16, seed=seed,
+            model_name=model_name, checkpoint_dir=checkpoint_dir, resume=resume, nproc=nproc,
+        )  # fmt: skip
+    )
 
 
 @app.command()

@@ -14,7 +14,7 @@ def test_canonical_bins_are_the_reference_file():
     bins = canonical_bins()
     assert bins.q == 313
     np.testing.assert_array_equal(bins.centres, ref)
-    shipped = open(__import__("colorize_core.data", fromlist=["x"]).__path__[0] + "/pts_in_hull.npy", "rb").read()
+    shipped = open(__import__("colorize_core.reference", fromlist=["x"]).__path__[0] + "/pts_in_hull.npy", "rb").read()
     assert hashlib.sha256(shipped).hexdigest() == "b5dec01315c34f43f1c8c089e84c45ae35d1838d8e77ed0e7ca930f79ffa450e"
 
 

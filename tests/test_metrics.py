@@ -32,3 +32,17 @@ def test_psnr_and_colourfulness(rng):
     # signed opponents: rg = 255, yb = 127.5, no spread
     assert np.isclose(colourfulness(red), 0.3 * np.hypot(255, 127.5))
     assert delta_colourfulness(gray, red) < 0
+
+
+def test_auc_accumulator_equals_one_shot(rng):
+    from colorize_core.metrics import AucAccumulator
+
+    truth = rng.uniform(-80, 80, (3, 500, 2))
+    pred = truth + rng.normal(0, 20, truth.shape)
+    w = rng.uniform(0.1, 5, (3, 500))
+    acc, accw = AucAccumulator(), AucAccumulator()
+    for i in range(3):
+        acc.add(pred[i], truth[i])
+        accw.add(pred[i], truth[i], w[i])
+    assert np.isclose(acc.value, auc(pred, truth))
+    assert np.isclose(accw.value, auc(pred, truth, w))

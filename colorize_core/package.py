@@ -1,0 +1,73 @@
+"""A model package: everything needed to colorize, as plain files that load without unpickling code.
+
+    weights.pt   the state dict (torch.save; loaded with weights_only=True)
+    config.json  model config, decoding defaults, name / version / provenance
+    bins.npz     the bin set (BinSet format, with its checksum)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+
+import torch
+
+from .bins import BinSet
+from .decoding import DecodeConfig
+from .models import Colorizer, ModelConfig
+
+PACKAGE_FORMAT = 1
+
+
+@dataclass
+class ColorizerPackage:
+    model: Colorizer
+    bins: BinSet
+    decode: DecodeConfig = DecodeConfig()
+    meta: dict = field(default_factory=dict)  # name, version, training provenance, validation figures
+
+    @property
+    def name(self) -> str:
+        return self.meta.get("name", "colorizer")
+
+    @property
+    def version(self) -> str:
+        return str(self.meta.get("version", "0"))
+
+
+def save_package(directory: str, pkg: ColorizerPackage) -> dict[str, str]:
+    """Writes the three files; returns their paths by role."""
+    os.makedirs(directory, exist_ok=True)
+    paths = {k: os.path.join(directory, f) for k, f in (("weights", "weights.pt"), ("config", "config.json"), ("bins", "bins.npz"))}
+    torch.save({k: v.detach().cpu() for k, v in pkg.model.state_dict().items()}, paths["weights"])
+    config = {
+        "format": PACKAGE_FORMAT,
+        "model": dataclasses.asdict(pkg.model.cfg),
+        "decode": dataclasses.asdict(pkg.decode),
+        "bins_checksum": pkg.bins.checksum,
+        "meta": pkg.meta,
+    }
+    with open(paths["config"], "w") as f:
+        json.dump(config, f, indent=2, sort_keys=True)
+    pkg.bins.save(paths["bins"])
+    return paths
+
+
+def load_package(directory: str | None = None, *, weights: str | None = None, config: str | None = None, bins: str | None = None) -> ColorizerPackage:
+    """From a package directory, or from the three file paths (as MLflow hands artifacts over)."""
+    weights = weights or os.path.join(directory, "weights.pt")
+    config = config or os.path.join(directory, "config.json")
+    bins = bins or os.path.join(directory, "bins.npz")
+    with open(config) as f:
+        cfg = json.load(f)
+    if cfg.get("format") != PACKAGE_FORMAT:
+        raise ValueError(f"{config}: unsupported package format {cfg.get('format')}")
+    bin_set = BinSet.load(bins)
+    if bin_set.checksum != cfg["bins_checksum"]:
+        raise ValueError(f"{bins}: bin set does not match the model's ({cfg['bins_checksum'][:12]})")
+    model = Colorizer(ModelConfig(**cfg["model"]))
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model.eval()
+    return ColorizerPackage(model=model, bins=bin_set, decode=DecodeConfig(**cfg["decode"]), meta=cfg.get("meta", {}))

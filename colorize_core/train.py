@@ -1,0 +1,301 @@
+"""The training loop as plain functions: rebalanced cross-entropy, then the NoGAN schedule.
+
+Phases: 1) generator alone on the rebalanced cross-entropy; 2) the discriminator alone against the
+frozen generator; 3) a short joint phase, generator loss = CE + gan.weight * adversarial. With
+gan.weight = 0 only phase 1 runs. Tracking, storage and orchestration are the caller's (`Hooks`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import BinaryIO, Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from .bins import BinSet
+from .data import AugmentConfig, ShardStream, load_split
+from .decoding import DecodeConfig, annealed_mean
+from .encoding import EncodingConfig, SoftEncoder
+from .evaluation import Evaluator
+from .inference import autocast, decode_to_size
+from .losses import adversarial_loss, rebalanced_cross_entropy
+from .models import Colorizer, DiscriminatorConfig, ModelConfig, PatchDiscriminator
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    weight: float = 0.0  # adversarial weight in the generator loss; 0 switches the GAN off
+    disc_steps: int = 100  # phase 2: discriminator alone
+    joint_steps: int = 200  # phase 3: both
+    loss: str = "lsgan"  # lsgan | hinge
+    lr: float = 2e-4
+    temperature: float = 0.38  # the differentiable annealed mean that turns logits into fake ab
+    disc: DiscriminatorConfig = DiscriminatorConfig()
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 1000  # phase-1 generator steps
+    batch_size: int = 16  # per process
+    lr: float = 3e-4
+    lr_schedule: str = "cosine"  # cosine (to lr / 20 at the end of phase 1) | constant
+    weight_decay: float = 1e-3
+    rebalance: bool = True  # weight pixels by the bin set's rebalancing weights
+    seed: int = 0
+    val_every: int = 200
+    val_images: int = 32  # validation images scored each time
+    checkpoint_every: int = 200
+    select_metric: str = "auc_rebalanced"  # the model returned is the best validation by this
+    loader_workers: int = 1  # 0 loads in the training process
+    bf16: bool = False  # autocast matmuls to bfloat16 (CUDA: always when available)
+    augment: AugmentConfig = AugmentConfig()
+    encoding: EncodingConfig = EncodingConfig()
+    gan: GANConfig = GANConfig()
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps + (self.gan.disc_steps + self.gan.joint_steps if self.gan.weight > 0 else 0)
+
+    def phase(self, step: int) -> str:
+        if step < self.steps:
+            return "generator"
+        return "discriminator" if step < self.steps + self.gan.disc_steps else "joint"
+
+
+def train_config_from_dict(d: dict) -> TrainConfig:
+    """Inverse of `dataclasses.asdict` for TrainConfig (checkpoints and MLflow keep it as JSON)."""
+    gan = dict(d.get("gan", {}))
+    gan["disc"] = DiscriminatorConfig(**gan.get("disc", {}))
+    return TrainConfig(
+        **{k: v for k, v in d.items() if k not in ("augment", "encoding", "gan")},
+        augment=AugmentConfig(**d.get("augment", {})),
+        encoding=EncodingConfig(**d.get("encoding", {})),
+        gan=GANConfig(**gan),
+    )
+
+
+class Hooks:
+    """Where the caller plugs in tracking and storage; every method may be left as is."""
+
+    def metrics(self, step: int, values: dict[str, float]) -> None: ...
+
+    def validation(self, step: int, values: dict[str, float], preview: np.ndarray) -> None: ...
+
+    def checkpoint(self, step: int, path: str) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    model: Colorizer  # the best by cfg.select_metric when validation ran, else the last
+    steps: int
+    best_step: int = 0
+    validation: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    data_wait: float = 0.0  # fraction of step time spent waiting for the loader
+
+
+def _distributed() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _device() -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def validate(model: Colorizer, L: torch.Tensor, ab: torch.Tensor, encoder: SoftEncoder, weights: torch.Tensor, bf16: bool = False) -> tuple[dict, np.ndarray]:
+    """Cross-entropy (plain and rebalanced) and the evaluation metrics on held-out images, and a
+    before/after preview grid (gray | predicted | truth) of the first few."""
+    if L is None or len(L) == 0:
+        return {}, np.zeros((1, 1, 3), np.uint8)
+    model.eval()
+    device = next(model.parameters()).device
+    ev, ce, ce_rb = Evaluator(), [], []
+    rows = []
+    for s in range(0, len(L), 8):
+        Lb, abb = L[s : s + 8].to(device), ab[s : s + 8]
+        with autocast(device, bf16):
+            logits = model(Lb).float()
+        target = abb[:, :, 2::4, 2::4].permute(0, 2, 3, 1)  # (B, h, w, 2) int8, the centre of each 4 x 4 cell
+        idx, soft = encoder.encode(target)
+        idx, soft = idx.to(device), soft.to(device)
+        ce.append(rebalanced_cross_entropy(logits, idx, soft, None).item())
+        ce_rb.append(rebalanced_cross_entropy(logits, idx, soft, weights.to(device)[idx[..., 0]]).item())
+        pred = decode_to_size(logits, model.centres, DecodeConfig(), tuple(Lb.shape[-2:])).cpu()
+        for i in range(len(Lb)):
+            ev.add(Lb[i, 0].cpu().numpy(), abb[i].permute(1, 2, 0).float().numpy(), pred[i].permute(1, 2, 0).numpy())
+            if len(rows) < 4:
+                rows.append(_preview_row(Lb[i, 0].cpu(), pred[i], abb[i].float()))
+    model.train()
+    values = dict(ev.summary(), val_ce=float(np.mean(ce)), val_ce_rebalanced=float(np.mean(ce_rb)))
+    return values, np.concatenate(rows, axis=0) if rows else np.zeros((1, 1, 3), np.uint8)
+
+
+def _preview_row(L: torch.Tensor, ab_pred: torch.Tensor, ab_true: torch.Tensor) -> np.ndarray:
+    from .color import lab_to_rgb
+
+    def rgb(ab):
+        return lab_to_rgb(torch.cat([L[None], ab]).permute(1, 2, 0).numpy())
+
+    gray = lab_to_rgb(torch.stack([L, torch.zeros_like(L), torch.zeros_like(L)]).permute(1, 2, 0).numpy())
+    return (np.concatenate([gray, rgb(ab_pred), rgb(ab_true)], axis=1) * 255).round().astype(np.uint8)
+
+
+def save_checkpoint(path: str, model, disc, opt_g, opt_d, step: int, position: list, model_cfg: ModelConfig, cfg: TrainConfig, bins: BinSet) -> None:
+    state = {
+        "model": model.state_dict(),
+        "disc": disc.state_dict() if disc is not None else {},
+        "opt_g": opt_g.state_dict(),
+        "opt_d": opt_d.state_dict() if opt_d is not None else {},
+        "step": step,
+        "position": torch.tensor(position, dtype=torch.long),  # (world, 2): (epoch, index) per rank
+        "rng": torch.get_rng_state(),
+        "model_config": dataclasses.asdict(model_cfg),
+        "train_config": dataclasses.asdict(cfg),
+        "bins_checksum": bins.checksum,
+    }
+    tmp = path + ".tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # a checkpoint is whole or absent
+
+
+def train(
+    bins: BinSet,
+    shard_urls: list[str],
+    open_file: Callable[[str], BinaryIO],
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    checkpoint_dir: str,
+    resume: str | None = None,
+    hooks: Hooks = Hooks(),
+) -> TrainResult:
+    """Trains a colorizer on the shards' train split; validates on their val split."""
+    rank, world = _distributed()
+    device = _device()
+    torch.manual_seed(cfg.seed)
+    if bins.weights is None:
+        raise ValueError("the bin set has no rebalancing weights: build it with the bins flow")
+    model = Colorizer(dataclasses.replace(model_cfg, q=bins.q), torch.from_numpy(bins.centres)).to(device)
+    disc = PatchDiscriminator(cfg.gan.disc).to(device) if cfg.gan.weight > 0 else None
+    opt_g = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.gan.lr, betas=(0.5, 0.999)) if disc is not None else None
+    step, position = 0, [(0, 0)] * world
+    if resume:
+        state = torch.load(resume, map_location=device, weights_only=True)
+        if state["bins_checksum"] != bins.checksum:
+            raise ValueError(f"{resume} was trained with another bin set ({state['bins_checksum'][:12]})")
+        model.load_state_dict(state["model"])
+        opt_g.load_state_dict(state["opt_g"])
+        if disc is not None and state["disc"]:
+            disc.load_state_dict(state["disc"])
+            opt_d.load_state_dict(state["opt_d"])
+        step = int(state["step"])
+        position = [tuple(p) for p in state["position"].tolist()]
+        torch.set_rng_state(state["rng"])
+    ddp_model = model
+    if world > 1:
+        ddp_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if disc is not None:
+            disc = torch.nn.parallel.DistributedDataParallel(disc, device_ids=[device.index] if device.type == "cuda" else None)
+
+    encoder = SoftEncoder(bins, cfg.encoding)
+    weights = torch.tensor(bins.weights, dtype=torch.float32, device=device)
+    centres = torch.from_numpy(bins.centres).to(device)
+    stream = ShardStream(shard_urls, open_file, cfg.augment, cfg.seed, rank, world, start=position[rank])
+    loader = DataLoader(stream, batch_size=cfg.batch_size, num_workers=cfg.loader_workers, persistent_workers=cfg.loader_workers > 0, prefetch_factor=4 if cfg.loader_workers else None)
+    val_L, val_ab = load_split(shard_urls, open_file, "val", cfg.val_images) if rank == 0 else (None, None)
+    bf16 = cfg.bf16 or device.type == "cuda"
+    os.makedirs(checkpoint_dir, exist_ok=True)
+
+    model.train()
+    t_start, waited, last_val = time.perf_counter(), 0.0, {}
+    best: tuple[float, int, dict, dict] | None = None  # (score, step, state dict, validation)
+    batches = iter(loader)
+    while step < cfg.total_steps:
+        t0 = time.perf_counter()
+        L, ab, epochs, index = next(batches)
+        waited += time.perf_counter() - t0
+        L = L.to(device, non_blocking=True)
+        target = ab[:, :, 2::4, 2::4].permute(0, 2, 3, 1)  # (B, h, w, 2) int8 at the logits' resolution
+        idx, soft = encoder.encode(target)
+        idx, soft = idx.to(device), soft.to(device)
+        pix_w = weights[idx[..., 0]] if cfg.rebalance else None
+        phase = cfg.phase(step)
+        if cfg.lr_schedule == "cosine" and phase == "generator":
+            for group in opt_g.param_groups:
+                group["lr"] = cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
+        values: dict[str, float] = {}
+        with autocast(device, bf16):
+            logits = ddp_model(L) if phase != "discriminator" else None
+        if phase in ("discriminator", "joint"):
+            with torch.no_grad(), autocast(device, bf16):
+                fake_ab = annealed_mean(model(L).float() if logits is None else logits.detach().float(), centres, cfg.gan.temperature)
+            real_ab = F.avg_pool2d(ab.to(device).float(), 4)
+            L_small = F.avg_pool2d(L, 4)
+            with autocast(device, bf16):
+                d_loss = 0.5 * (adversarial_loss(disc(L_small, real_ab).float(), True, cfg.gan.loss) + adversarial_loss(disc(L_small, fake_ab).float(), False, cfg.gan.loss))
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+            values["loss_d"] = d_loss.item()
+        if phase in ("generator", "joint"):
+            loss = rebalanced_cross_entropy(logits, idx, soft, pix_w)
+            values["loss_ce"] = loss.item()
+            if phase == "joint":
+                fake_ab = annealed_mean(logits.float(), centres, cfg.gan.temperature)
+                for p in disc.parameters():
+                    p.requires_grad_(False)
+                adv = adversarial_loss(disc(F.avg_pool2d(L, 4), fake_ab).float(), True, cfg.gan.loss)
+                for p in disc.parameters():
+                    p.requires_grad_(True)
+                loss = loss + cfg.gan.weight * adv
+                values["loss_adv"] = adv.item()
+            opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_g.step()
+            values["loss"] = loss.item()
+        step += 1
+        position = _gather_position((int(epochs[-1]), int(index[-1]) + 1), world)
+        if rank == 0:
+            values["epoch"] = float(epochs[-1])
+            hooks.metrics(step, values)
+            if step % cfg.val_every == 0 or step == cfg.total_steps:
+                last_val, preview = validate(model, val_L, val_ab, encoder, weights, bf16)
+                hooks.validation(step, last_val, preview)
+                score = last_val.get(cfg.select_metric)
+                if score is not None and (best is None or score >= best[0]):
+                    best = (score, step, {k: v.detach().clone() for k, v in model.state_dict().items()}, last_val)
+            if step % cfg.checkpoint_every == 0 or step == cfg.total_steps:
+                path = os.path.join(checkpoint_dir, f"step-{step:07d}.pt")
+                save_checkpoint(path, model, disc.module if hasattr(disc, "module") else disc, opt_g, opt_d, step, position, model_cfg, cfg, bins)
+                hooks.checkpoint(step, path)
+    seconds = time.perf_counter() - t_start
+    best_step = step
+    if best is not None:
+        model.load_state_dict(best[2])
+        best_step, last_val = best[1], best[3]
+    return TrainResult(model=model, steps=step, best_step=best_step, validation=last_val, seconds=seconds, data_wait=waited / max(seconds, 1e-9))
+
+
+def _gather_position(mine: tuple[int, int], world: int) -> list[tuple[int, int]]:
+    if world == 1:
+        return [mine]
+    out: list = [None] * world
+    dist.all_gather_object(out, mine)
+    return [tuple(p) for p in out]
+
+
+def steps_for_epochs(epochs: float, train_rows: int, batch_size: int, world: int = 1) -> int:
+    return max(1, math.ceil(epochs * train_rows / (batch_size * world)))

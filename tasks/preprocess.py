@@ -1,0 +1,215 @@
+"""Preprocessing tasks: hash and shard images on Dask workers, commit shards atomically.
+
+The worker functions (`hash_sources`, `build_shard`) are plain functions that Dask ships to its
+workers; the Prefect tasks around them add retries, logging and the commit protocol.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import time
+from dataclasses import asdict, dataclass, field
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from distributed import Client, as_completed
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NONE
+
+from colorize_core.imageio import ImageReadError
+from colorize_core.shards import SCHEMA, PreprocessConfig, check_schema, content_hash, make_row, rows_to_table
+from tasks.storage import atomic_write, filesystem, full_url, join, list_files, read_bytes
+
+QUARANTINE_SCHEMA = pa.schema([("source", pa.string()), ("id", pa.string()), ("reason", pa.string()), ("run_id", pa.string())])
+
+
+@dataclass
+class PreprocessSummary:
+    run_id: str
+    seen: int = 0
+    written: int = 0
+    duplicates: int = 0  # same content as another file of this run
+    already_present: int = 0  # content already in committed shards
+    previously_quarantined: int = 0  # same file and content as an earlier run's quarantined item
+    quarantined: int = 0
+    not_images: int = 0  # files without an image extension, listed but not read
+    shards: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def markdown(self) -> str:
+        rows = [(k, v) for k, v in asdict(self).items() if k != "shards"]
+        table = "\n".join(f"| {k} | {v if not isinstance(v, float) else f'{v:.1f}'} |" for k, v in rows)
+        return f"# Preprocess run {self.run_id}\n\n| what | count |\n|---|---|\n{table}\n| shards | {len(self.shards)} |\n"
+
+
+# ---------------------------------------------------------------- worker functions (run on Dask)
+
+
+def _limit_threads() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one process per core: no oversubscription
+
+
+def hash_sources(uris: list[str]) -> list[tuple[str, str | None, str | None]]:
+    """(uri, sha256 or None, error or None) per URI."""
+    out = []
+    for uri in uris:
+        try:
+            out.append((uri, content_hash(read_bytes(uri)), None))
+        except Exception as e:  # unreadable storage object: quarantined by the caller
+            out.append((uri, None, f"cannot read: {e}"))
+    return out
+
+
+def build_shard(items: list[tuple[str, str, str | None]], staging_url: str, cfg: PreprocessConfig) -> dict:
+    """Decodes `items` (uri, id, split or None) into one Parquet shard at `staging_url`; bad inputs
+    are returned, not raised."""
+    _limit_threads()
+    rows, bad = [], []
+    for uri, cid, split in items:
+        try:
+            data = read_bytes(uri)
+            rows.append(make_row(data, uri, cfg, content_id=cid, split=split))
+        except ImageReadError as e:
+            bad.append({"source": uri, "id": cid, "reason": e.reason})
+        except Exception as e:  # anything else is still this item's problem, not the batch's
+            bad.append({"source": uri, "id": cid, "reason": f"{type(e).__name__}: {e}"})
+    if rows:
+        buf = io.BytesIO()
+        pq.write_table(rows_to_table(rows), buf, compression="zstd")
+        atomic_write(staging_url, buf.getvalue())
+    return {"staging": staging_url if rows else None, "rows": len(rows), "bad": bad}
+
+
+# ---------------------------------------------------------------- Prefect tasks (client side)
+
+
+def committed_shards(shards_url: str) -> list[str]:
+    """Completed shards: top-level `*.parquet` files (staging and bookkeeping live under `_`)."""
+    fs, root = filesystem(shards_url)
+    if not fs.exists(root):
+        return []
+    return sorted(full_url(fs, p) for p in fs.glob(join(root, "*.parquet")))
+
+
+@task(retries=3, retry_delay_seconds=2, cache_policy=NONE)
+def list_sources(source: str) -> tuple[list[str], list[str]]:
+    images, others = list_files(source)
+    get_run_logger().info("found %d image files and %d other files under %s", len(images), len(others), source)
+    return images, others
+
+
+@task(retries=3, retry_delay_seconds=2, cache_policy=NONE)
+def known_content(shards_url: str) -> tuple[set[str], set[tuple[str, str]]]:
+    """Ids already in committed shards, and (source, id) pairs already quarantined."""
+    ids: set[str] = set()
+    for url in committed_shards(shards_url):
+        fs, path = filesystem(url)
+        with fs.open(path, "rb") as f:
+            pf = pq.ParquetFile(f)
+            check_schema(pf.schema_arrow, url)
+            ids.update(pf.read(columns=["id"]).column("id").to_pylist())
+    quarantined: set[tuple[str, str]] = set()
+    fs, root = filesystem(join(shards_url, "_quarantine"))
+    if fs.exists(root):
+        for path in fs.glob(join(root, "*.parquet")):
+            with fs.open(path, "rb") as f:
+                t = pq.read_table(f, columns=["source", "id"])
+            quarantined.update(zip(t.column("source").to_pylist(), t.column("id").to_pylist()))
+    return ids, quarantined
+
+
+@task(cache_policy=NONE)
+def hash_on_dask(uris: list[str], scheduler: str, chunk: int = 64) -> list[tuple[str, str | None, str | None]]:
+    with Client(scheduler, set_as_default=False) as client:
+        futures = client.map(hash_sources, [uris[i : i + chunk] for i in range(0, len(uris), chunk)], pure=False)
+        return [item for part in client.gather(futures) for item in part]
+
+
+@task(cache_policy=NONE)
+def shard_on_dask(
+    chunks: list[list[tuple[str, str, str | None]]], shards_url: str, run_id: str, cfg: PreprocessConfig, scheduler: str
+) -> tuple[list[str], list[dict]]:
+    """Builds shards on the workers, at most two per worker in flight (bounded memory), and commits
+    each one by moving it from the run's staging prefix to its final name as soon as it is whole."""
+    logger = get_run_logger()
+    committed, bad = [], []
+    with Client(scheduler, set_as_default=False) as client:
+        window = 2 * max(1, len(client.scheduler_info()["workers"]))
+        pending = iter(enumerate(chunks))
+
+        def submit(i_chunk):
+            i, chunk = i_chunk
+            staging = join(shards_url, "_staging", run_id, f"part-{run_id}-{i:05d}.parquet")
+            return client.submit(build_shard, chunk, staging, cfg, pure=False)
+
+        queue = as_completed([submit(c) for _, c in zip(range(window), pending)])
+        for fut in queue:
+            result = fut.result()
+            bad.extend(result["bad"])
+            if result["staging"]:
+                committed.append(commit_shard(result["staging"], shards_url))
+                logger.info("committed %s (%d rows)", committed[-1], result["rows"])
+            nxt = next(pending, None)
+            if nxt is not None:
+                queue.add(submit(nxt))
+    return sorted(committed), bad
+
+
+def commit_shard(staging_url: str, shards_url: str) -> str:
+    fs, src = filesystem(staging_url)
+    _, root = filesystem(shards_url)
+    dst = join(root, posixpath.basename(src))
+    fs.mv(src, dst)
+    return full_url(fs, dst)
+
+
+@task(retries=3, retry_delay_seconds=2, cache_policy=NONE)
+def write_quarantine(shards_url: str, run_id: str, bad: list[dict]) -> str | None:
+    if not bad:
+        return None
+    table = pa.Table.from_pylist([dict(b, run_id=run_id) for b in bad], schema=QUARANTINE_SCHEMA)
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    url = join(shards_url, "_quarantine", f"run-{run_id}.parquet")
+    atomic_write(url, buf.getvalue())
+    logger = get_run_logger()
+    for b in bad:
+        logger.warning("quarantined %s: %s", b["source"], b["reason"])
+    return url
+
+
+def folder_split(uri: str, source: str) -> str | None:
+    """'train' or 'val' when the first folder under the source says so, else None."""
+    rel = uri.split(source.rstrip("/").split("://")[-1], 1)[-1].lstrip("/")
+    first = rel.split("/", 1)[0] if "/" in rel else ""
+    return first if first in ("train", "val") else None
+
+
+@task(cache_policy=NONE)
+def clean_staging(shards_url: str, run_id: str) -> None:
+    fs, root = filesystem(join(shards_url, "_staging", run_id))
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
+
+
+@task(cache_policy=NONE)
+def publish_summary(summary: PreprocessSummary, started: float) -> PreprocessSummary:
+    summary.seconds = time.time() - started
+    create_markdown_artifact(key="preprocess-summary", markdown=summary.markdown(), description="Preprocess run summary")
+    get_run_logger().info(summary.markdown())
+    return summary
+
+
+def read_shard_table(url: str, columns: list[str] | None = None) -> pa.Table:
+    fs, path = filesystem(url)
+    with fs.open(path, "rb") as f:
+        pf = pq.ParquetFile(f)
+        check_schema(pf.schema_arrow, url)
+        return pf.read(columns=columns)
+
+
+__all__ = ["SCHEMA", "PreprocessSummary", "committed_shards", "read_shard_table"]

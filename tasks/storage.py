@@ -1,0 +1,82 @@
+"""Object storage through fsspec: any URL (local folder, s3://, memory://), atomic writes.
+
+Credentials and endpoints come from the environment, never from code: s3fs reads the standard
+AWS variables; `COLORIZE_S3_ENDPOINT` points it at an S3-compatible server, and
+`COLORIZE_STORAGE_OPTIONS` (JSON) passes any other fsspec option.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import uuid
+
+import fsspec
+from fsspec.core import url_to_fs
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif"}
+
+
+def storage_options(url: str) -> dict:
+    opts = json.loads(os.environ.get("COLORIZE_STORAGE_OPTIONS", "{}"))
+    if url.startswith(("s3://", "s3a://")) and os.environ.get("COLORIZE_S3_ENDPOINT"):
+        opts.setdefault("client_kwargs", {})["endpoint_url"] = os.environ["COLORIZE_S3_ENDPOINT"]
+    return opts
+
+
+def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """(filesystem, path without protocol) for a URL."""
+    return url_to_fs(url, **storage_options(url))
+
+
+def full_url(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    return fs.unstrip_protocol(path)
+
+
+def join(base: str, *parts: str) -> str:
+    return posixpath.join(base.rstrip("/"), *parts)
+
+
+def read_bytes(url: str) -> bytes:
+    fs, path = filesystem(url)
+    return fs.cat_file(path)
+
+
+def exists(url: str) -> bool:
+    fs, path = filesystem(url)
+    return fs.exists(path)
+
+
+def atomic_write(url: str, data: bytes) -> None:
+    """Writes to a temporary key beside the target, then moves it into place.
+
+    On a local disk the move is a rename; on S3 the final key appears in one PUT-copy, so a reader
+    never sees a partial object under the final name.
+    """
+    fs, path = filesystem(url)
+    parent = posixpath.dirname(path)
+    tmp = posixpath.join(parent, f"_tmp-{uuid.uuid4().hex}-{posixpath.basename(path)}")
+    fs.makedirs(parent, exist_ok=True)
+    fs.pipe_file(tmp, data)
+    try:
+        fs.mv(tmp, path)
+    finally:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+
+
+def list_files(url: str, extensions: set[str] | None = IMAGE_EXTENSIONS) -> tuple[list[str], list[str]]:
+    """Every file under `url`, recursively, sorted: (images by extension, others). Names starting
+    with '_' or '.' (our own bookkeeping, hidden files) are left out."""
+    fs, root = filesystem(url)
+    if fs.isfile(root):
+        return [full_url(fs, root)], []
+    images, others = [], []
+    for path in sorted(fs.find(root)):
+        rel = posixpath.relpath(path, root)
+        if any(part.startswith(("_", ".")) for part in rel.split("/")):
+            continue
+        ext = posixpath.splitext(path)[1].lower()
+        (images if extensions is None or ext in extensions else others).append(full_url(fs, path))
+    return images, others

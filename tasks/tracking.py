@@ -1,0 +1,36 @@
+"""MLflow at the edge: tracking URI from the environment, default a SQLite file in the state folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mlflow
+
+EXPERIMENT = "colorization"
+
+
+def state_dir() -> Path:
+    """The project's local state folder (MLflow, Prefect, checkpoints, stack logs)."""
+    path = Path(os.environ.get("COLORIZE_HOME", Path.cwd() / ".state")).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{state_dir() / 'mlflow.db'}"
+
+
+def configure_mlflow(experiment: str = EXPERIMENT) -> str:
+    """Points MLflow at the tracking URI and makes sure the experiment exists; returns its id."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    exp = mlflow.get_experiment_by_name(experiment)
+    if exp is None:
+        # with the embedded SQLite default, artifacts go beside it (not ./mlruns of the caller)
+        location = (state_dir() / "mlartifacts").as_uri() if uri.startswith("sqlite:") else None
+        return mlflow.create_experiment(experiment, artifact_location=location)
+    mlflow.set_experiment(experiment)
+    return exp.experiment_id

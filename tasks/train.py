@@ -1,0 +1,116 @@
+"""Training tasks: the core loop with MLflow hooks and fsspec storage, in-process or under torchrun."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import mlflow
+import numpy as np
+from mlflow import MlflowClient
+from prefect import get_run_logger, task
+from prefect.cache_policies import NONE
+
+from colorize_core.bins import BinSet
+from colorize_core.decoding import DecodeConfig
+from colorize_core.models import ModelConfig, parameter_count
+from colorize_core.package import ColorizerPackage, load_package, save_package
+from colorize_core.train import Hooks, TrainConfig, train, train_config_from_dict
+from tasks.preprocess import committed_shards
+from tasks.registry import log_package
+from tasks.storage import filesystem, read_bytes
+
+
+def open_url(url: str):
+    fs, path = filesystem(url)
+    return fs.open(path, "rb")
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, str]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = str(v)
+    return out
+
+
+class MlflowHooks(Hooks):
+    """Per-step losses, validation metrics and a preview grid per validation, into one run."""
+
+    def __init__(self, run_id: str, log_every: int = 10):
+        self.client, self.run_id, self.log_every = MlflowClient(), run_id, log_every
+
+    def metrics(self, step: int, values: dict[str, float]) -> None:
+        if step % self.log_every == 0 or step == 1:
+            for k, v in values.items():
+                self.client.log_metric(self.run_id, k, v, step=step)
+
+    def validation(self, step: int, values: dict[str, float], preview: np.ndarray) -> None:
+        for k, v in values.items():
+            self.client.log_metric(self.run_id, f"val_{k}" if not k.startswith("val_") else k, v, step=step)
+        if preview.size > 3:
+            self.client.log_image(self.run_id, preview, f"previews/step-{step:07d}.png")
+
+    def checkpoint(self, step: int, path: str) -> None:
+        self.client.set_tag(self.run_id, "last_checkpoint", path)
+
+
+def load_bins(url: str) -> BinSet:
+    return BinSet.from_bytes(read_bytes(url))
+
+
+def run_training(shards: str, bins_url: str, model_cfg: ModelConfig, cfg: TrainConfig, checkpoint_dir: str, resume: str | None, run_id: str | None):
+    bins = load_bins(bins_url)
+    hooks = MlflowHooks(run_id) if run_id else Hooks()
+    return bins, train(bins, committed_shards(shards), open_url, model_cfg, cfg, checkpoint_dir, resume, hooks)
+
+
+@task(cache_policy=NONE)
+def train_in_process(shards: str, bins_url: str, model_cfg: ModelConfig, cfg: TrainConfig, checkpoint_dir: str, resume: str | None, run_id: str) -> tuple[ColorizerPackage, dict]:
+    bins, result = run_training(shards, bins_url, model_cfg, cfg, checkpoint_dir, resume, run_id)
+    stats = {"seconds": result.seconds, "data_wait": result.data_wait, "steps": result.steps, "best_step": result.best_step, **result.validation}
+    return ColorizerPackage(result.model.cpu(), bins, DecodeConfig()), stats
+
+
+@task(cache_policy=NONE)
+def train_with_torchrun(shards: str, bins_url: str, model_cfg: ModelConfig, cfg: TrainConfig, checkpoint_dir: str, resume: str | None, run_id: str, nproc: int) -> tuple[ColorizerPackage, dict]:
+    """Data-parallel training in `nproc` processes (gloo on CPU, NCCL on GPUs); rank 0 logs and saves."""
+    out = tempfile.mkdtemp(prefix="colorize-ddp-")
+    spec = {"shards": shards, "bins": bins_url, "model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(cfg), "checkpoint_dir": checkpoint_dir, "resume": resume, "out": out}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "tasks.train_entry", json.dumps(spec)]
+    get_run_logger().info("starting %s", " ".join(cmd[:6]))
+    subprocess.run(cmd, check=True, env=dict(os.environ, MLFLOW_RUN_ID=run_id))
+    with open(os.path.join(out, "stats.json")) as f:
+        stats = json.load(f)
+    return load_package(os.path.join(out, "package")), stats
+
+
+@task(cache_policy=NONE)
+def start_run(params: dict, run_name: str | None = None) -> str:
+    with mlflow.start_run(run_name=run_name) as run:
+        mlflow.log_params(flatten(params))
+        return run.info.run_id
+
+
+@task(retries=2, retry_delay_seconds=3, cache_policy=NONE)
+def register(pkg: ColorizerPackage, stats: dict, run_id: str, model_name: str) -> dict:
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metrics({f"final_{k}": float(v) for k, v in stats.items() if isinstance(v, (int, float))})
+        mlflow.log_param("parameters", parameter_count(pkg.model))
+        pkg.meta = dict(pkg.meta, name=model_name, run_id=run_id, validation={k: v for k, v in stats.items()})
+        uri, version = log_package(pkg, model_name)
+    get_run_logger().info("registered %s version %s (%s)", model_name, version, uri)
+    return {"run_id": run_id, "model_uri": uri, "name": model_name, "version": version, "registry_uri": f"models:/{model_name}/{version}", **stats}
+
+
+def train_config_from_json(text: str) -> TrainConfig:
+    return train_config_from_dict(json.loads(text))
+
+
+__all__ = ["save_package"]

@@ -1,0 +1,44 @@
+"""Process entry for `torchrun`: one rank of data-parallel training (see tasks.train.train_with_torchrun)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import torch
+import torch.distributed as dist
+
+from colorize_core.decoding import DecodeConfig
+from colorize_core.models import ModelConfig
+from colorize_core.package import ColorizerPackage, save_package
+from colorize_core.train import train_config_from_dict
+from tasks.train import run_training
+from tasks.tracking import configure_mlflow
+
+
+def main(spec: dict) -> None:
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend)
+    rank = dist.get_rank()
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    run_id = os.environ.get("MLFLOW_RUN_ID") if rank == 0 else None
+    if run_id:
+        configure_mlflow()
+    bins, result = run_training(
+        spec["shards"], spec["bins"], ModelConfig(**spec["model"]), train_config_from_dict(spec["train"]),
+        spec["checkpoint_dir"], spec.get("resume"), run_id,
+    )  # fmt: skip
+    out = spec["out"]
+    torch.save({k: v.cpu() for k, v in result.model.state_dict().items()}, os.path.join(out, f"rank{rank}.pt"))
+    if rank == 0:
+        save_package(os.path.join(out, "package"), ColorizerPackage(result.model.cpu(), bins, DecodeConfig()))
+        with open(os.path.join(out, "stats.json"), "w") as f:
+            json.dump({"seconds": result.seconds, "data_wait": result.data_wait, "steps": result.steps, "best_step": result.best_step, **result.validation}, f)
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(json.loads(sys.argv[1]))
