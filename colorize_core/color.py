@@ -93,7 +93,7 @@ def lab_to_rgb_torch(lab: torch.Tensor) -> torch.Tensor:
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """(..., 3) uint8 or float [0, 1] sRGB -> (..., 3) float32 Lab."""
-    return rgb_to_lab_torch(torch.from_numpy(np.ascontiguousarray(rgb))).numpy()
+    return rgb_to_lab_torch(torch.from_numpy(np.require(rgb, requirements=["C", "W"]))).numpy()
 
 
 def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
@@ -107,7 +107,7 @@ def gray_to_l(gray: np.ndarray) -> np.ndarray:
     A gray pixel is sRGB with R = G = B, so L depends on it alone: a 1-D path that avoids building
     an RGB image for a 100-megapixel scan.
     """
-    t = torch.from_numpy(np.ascontiguousarray(gray))
+    t = torch.from_numpy(np.require(gray, requirements=["C", "W"]))
     if t.dtype == torch.uint8:
         lin = _SRGB_U8_TO_LINEAR[t.long()]
     else:

@@ -129,3 +129,18 @@ def parameter_count(model: nn.Module) -> int:
 def reference_state_dict_keys() -> list[str]:
     """The released ECCV16 checkpoint's keys, in order (for error messages on import)."""
     return list(Colorizer(ModelConfig("eccv16")).state_dict().keys())
+
+
+def check_reference_checkpoint(state: dict) -> None:
+    """Raises ValueError naming the first key that is missing, unexpected or of another shape than
+    the released ECCV16 checkpoint's."""
+    expected = Colorizer(ModelConfig("eccv16")).state_dict()
+    for key, ref in expected.items():
+        if key not in state:
+            raise ValueError(f"not an ECCV16 checkpoint: key {key!r} is missing")
+        got = tuple(getattr(state[key], "shape", ()))
+        if got != tuple(ref.shape):
+            raise ValueError(f"not an ECCV16 checkpoint: {key!r} has shape {got}, expected {tuple(ref.shape)}")
+    extra = [k for k in state if k not in expected]
+    if extra:
+        raise ValueError(f"not an ECCV16 checkpoint: unexpected key {extra[0]!r}")

@@ -92,7 +92,8 @@ def committed_shards(shards_url: str) -> list[str]:
     fs, root = filesystem(shards_url)
     if not fs.exists(root):
         return []
-    return sorted(full_url(fs, p) for p in fs.glob(join(root, "*.parquet")))
+    paths = fs.glob(join(root, "*.parquet"))
+    return sorted(full_url(fs, p) for p in paths if not posixpath.basename(p).startswith(("_", ".")))
 
 
 @task(retries=3, retry_delay_seconds=2, cache_policy=NONE)

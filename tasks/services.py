@@ -1,0 +1,132 @@
+"""Local servers the project starts itself (tests and `colorize stack`): start, health-check, stop by PID."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Service:
+    name: str
+    pid: int
+    url: str
+    log: str
+
+    def stop(self, timeout: float = 10.0) -> None:
+        stop_pid(self.pid, timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_pid(pid: int, timeout: float = 10.0) -> None:
+    """SIGTERM the process group, then SIGKILL what is left after `timeout`."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not pid_alive(pid):
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is not alive
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+def _spawn(name: str, cmd: list[str], log_dir: Path, env: dict | None = None) -> int:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = open(log_dir / f"{name}.log", "ab")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=dict(os.environ, **(env or {})))
+    return proc.pid
+
+
+def wait_http(url: str, pid: int, timeout: float, name: str, accept=(200,)) -> None:
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        if not pid_alive(pid):
+            raise RuntimeError(f"{name} exited during start-up (see its log)")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status in accept:
+                    return
+        except urllib.error.HTTPError as e:
+            if e.code in accept:
+                return
+            last = e
+        except OSError as e:
+            last = e
+        time.sleep(0.3)
+    raise TimeoutError(f"{name} not healthy at {url} after {timeout:.0f} s: {last}")
+
+
+def _bin(name: str) -> str:
+    here = Path(sys.executable).parent / name
+    return str(here) if here.exists() else (shutil.which(name) or name)
+
+
+def start_seaweedfs(data_dir: Path, key: str, secret: str, bucket: str, port: int | None = None) -> Service:
+    """A real S3 server (SeaweedFS `weed mini`) on 127.0.0.1 that enforces the given credentials."""
+    port = port or free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        _bin("weed"), "mini", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        "-master.telemetry=false", "-admin.ui=false", "-webdav=false", f"-s3.port={port}",
+        "-s3.port.iceberg=0", "-s3.port.lance=0", f"-bucket={bucket}",
+        f"-master.port={free_port()}", f"-volume.port={free_port()}", f"-filer.port={free_port()}",
+    ]  # fmt: skip
+    pid = _spawn("seaweedfs", cmd, data_dir / "logs", env={"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret})
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url, pid, 60, "seaweedfs", accept=(200, 403))
+    _wait_bucket(url, key, secret, bucket, pid)
+    return Service("seaweedfs", pid, url, str(data_dir / "logs" / "seaweedfs.log"))
+
+
+def _wait_bucket(url: str, key: str, secret: str, bucket: str, pid: int, timeout: float = 60) -> None:
+    import s3fs
+
+    deadline = time.time() + timeout
+    while True:
+        try:
+            fs = s3fs.S3FileSystem(key=key, secret=secret, client_kwargs={"endpoint_url": url}, skip_instance_cache=True)
+            if not fs.exists(bucket):
+                fs.mkdir(bucket)
+            fs.pipe(f"{bucket}/_health", b"ok")
+            fs.rm(f"{bucket}/_health")
+            return
+        except Exception:
+            if time.time() > deadline or not pid_alive(pid):
+                raise
+            time.sleep(0.5)

@@ -1,0 +1,123 @@
+"""Training on real photos with the tiny network: loss, resume, GAN phases, DDP, MLflow registry."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from colorize_core.bins import BinSet
+from colorize_core.data import AugmentConfig
+from colorize_core.models import ModelConfig
+from colorize_core.train import GANConfig, Hooks, TrainConfig, train
+
+AUG = AugmentConfig(crop=96, shuffle_buffer=4)
+
+
+class Recorder(Hooks):
+    def __init__(self):
+        self.values, self.validations, self.checkpoints = [], [], []
+
+    def metrics(self, step, values):
+        self.values.append((step, values))
+
+    def validation(self, step, values, preview):
+        self.validations.append((step, values, preview.shape))
+
+    def checkpoint(self, step, path):
+        self.checkpoints.append(path)
+
+
+def _run(photo_shards, tmp, cfg, resume=None, hooks=None):
+    bins = BinSet.load(str(photo_shards / "bins.npz"))
+    urls = sorted(glob.glob(str(photo_shards / "part-*.parquet")))
+    return train(bins, urls, lambda u: open(u, "rb"), ModelConfig("tiny"), cfg, str(tmp), resume, hooks or Hooks())
+
+
+def test_loss_falls_and_validation_runs(photo_shards, tmp_path):
+    rec = Recorder()
+    cfg = TrainConfig(steps=60, batch_size=6, lr=2e-3, val_every=30, val_images=2, checkpoint_every=30, loader_workers=0, augment=AUG)
+    result = _run(photo_shards, tmp_path, cfg, hooks=rec)
+    losses = [v["loss"] for _, v in rec.values]
+    assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.3
+    assert [s for s, _, _ in rec.validations] == [30, 60]
+    val = rec.validations[-1][1]
+    assert 0 < val["auc"] <= 1 and 0 < val["auc_rebalanced"] <= 1 and val["images"] == 2
+    assert rec.validations[-1][2] == (2 * 128, 3 * 128, 3)  # preview rows: gray | predicted | truth
+    assert len(rec.checkpoints) == 2 and result.best_step in (30, 60)
+
+
+def test_resume_continues_exactly(photo_shards, tmp_path):
+    cfg = TrainConfig(steps=6, batch_size=3, checkpoint_every=3, val_every=1000, loader_workers=1, augment=AUG)
+    whole = _run(photo_shards, tmp_path / "a", cfg).model.state_dict()
+    # continue from the uninterrupted run's step-3 checkpoint, as after a kill
+    resumed = _run(photo_shards, tmp_path / "c", cfg, resume=str(tmp_path / "a" / "step-0000003.pt")).model.state_dict()
+    for k in whole:
+        assert torch.equal(whole[k], resumed[k]), k
+
+
+def test_gan_schedule_and_switch(photo_shards, tmp_path):
+    rec = Recorder()
+    gan = GANConfig(weight=0.05, disc_steps=3, joint_steps=3)
+    cfg = TrainConfig(steps=3, batch_size=3, val_every=1000, checkpoint_every=1000, loader_workers=0, augment=AUG, gan=gan)
+    _run(photo_shards, tmp_path, cfg, hooks=rec)
+    phases = [set(v) - {"epoch"} for _, v in rec.values]
+    assert phases[:3] == [{"loss_ce", "loss"}] * 3
+    assert phases[3:6] == [{"loss_d"}] * 3
+    assert phases[6:] == [{"loss_d", "loss_ce", "loss_adv", "loss"}] * 3
+    off = Recorder()
+    _run(photo_shards, tmp_path / "off", TrainConfig(steps=3, batch_size=3, val_every=1000, checkpoint_every=1000, loader_workers=0, augment=AUG, gan=GANConfig(weight=0.0)), hooks=off)
+    assert len(off.values) == 3 and all("loss_d" not in v for _, v in off.values)
+
+
+def test_discriminator_phase_leaves_the_generator_alone(photo_shards, tmp_path):
+    gan = GANConfig(weight=0.05, disc_steps=2, joint_steps=0)
+    cfg = TrainConfig(steps=2, batch_size=3, val_every=1000, checkpoint_every=2, loader_workers=0, augment=AUG, gan=gan)
+    final = _run(photo_shards, tmp_path, cfg).model.state_dict()
+    after_phase1 = torch.load(tmp_path / "step-0000002.pt", weights_only=True)["model"]
+    for k, v in after_phase1.items():
+        if "running" not in k and "num_batches" not in k:
+            assert torch.equal(final[k], v), k
+
+
+def test_ddp_two_processes_keep_identical_weights(photo_shards, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    cfg = TrainConfig(steps=3, batch_size=2, val_every=1000, checkpoint_every=1000, loader_workers=0, augment=AUG)
+    import dataclasses
+
+    spec = {"shards": str(photo_shards), "bins": str(photo_shards / "bins.npz"), "model": {"arch": "tiny", "q": 313}, "train": dataclasses.asdict(cfg), "checkpoint_dir": str(tmp_path / "ck"), "resume": None, "out": str(out)}
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "tasks.train_entry", json.dumps(spec)], check=True, env=env, timeout=300)
+    w0 = torch.load(out / "rank0.pt", weights_only=True)
+    w1 = torch.load(out / "rank1.pt", weights_only=True)
+    assert w0.keys() == w1.keys()
+    for k in w0:
+        if "running" in k or "num_batches" in k:
+            continue  # BatchNorm statistics are per process, as in DDP without SyncBatchNorm
+        assert torch.equal(w0[k], w1[k]), k
+
+
+def test_train_flow_registers_a_model_that_loads_and_colorizes(photo_shards, mlflow_tmp, prefect_harness):
+    import mlflow
+
+    from flows.train import train_flow
+    from tasks.registry import load_colorizer
+
+    result = train_flow(str(photo_shards), str(photo_shards / "bins.npz"), arch="tiny", steps=4, batch_size=3, crop=96, val_every=4, val_images=2, checkpoint_every=4, loader_workers=0)
+    assert result["version"] == "1" and result["registry_uri"] == "models:/colorizer/1"
+    run = mlflow.MlflowClient().get_run(result["run_id"])
+    assert run.data.params["train.steps"] == "4" and run.data.params["model.arch"] == "tiny"
+    assert "val_auc_rebalanced" in run.data.metrics and "loss" in run.data.metrics
+    arts = [a.path for a in mlflow.MlflowClient().list_artifacts(result["run_id"], "previews")]
+    assert arts, "a before/after preview per validation"
+    pkg = load_colorizer("models:/colorizer/1")
+    assert pkg.version == "1" and pkg.bins.q == 313
+    pyfunc = mlflow.pyfunc.load_model("models:/colorizer/1")
+    gray = (np.random.default_rng(0).random((40, 60)) * 255).astype(np.uint8)
+    out = pyfunc.predict([gray])
+    assert out[0].shape == (40, 60, 3) and out[0].dtype == np.uint8
