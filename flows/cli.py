@@ -116,7 +116,147 @@ def train(
     )
 
 
+SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples", "collection")
+
+
+def _restore_options():
+    return dict(
+        model=typer.Option("models:/colorizer@champion", help="registry URI (models:/name@alias, models:/name/N) or a package folder"),
+        decode=typer.Option("annealed-mean", help="annealed-mean | argmax | top-k | mean"),
+        temperature=typer.Option(0.38, help="annealing temperature T"),
+        top_k=typer.Option(5, help="bins kept by top-k"),
+        size=typer.Option(256, help="the network's working size"),
+    )
+
+
+_O = _restore_options()
+
+
 @app.command()
-def run() -> None:
-    """The main job on embedded defaults: restore the sample collection."""
-    typer.echo("The main job (the restoration flow) is not built yet: the environment is set up, nothing was restored.")
+def restore(
+    source: str = typer.Argument(..., help="collection: local folder or s3://bucket/prefix"),
+    dest: str = typer.Argument(..., help="where outputs, manifests and reports go"),
+    model: str = _O["model"],
+    decode: str = _O["decode"],
+    temperature: float = _O["temperature"],
+    top_k: int = _O["top_k"],
+    size: int = _O["size"],
+    uncertainty: bool = typer.Option(False, help="also write an uncertainty map (.uncertainty.png) per image"),
+    batch_size: int = typer.Option(8, help="images per forward pass"),
+    dask_address: Optional[str] = typer.Option(None),
+    workers: int = typer.Option(2),
+    storage_options: Optional[str] = typer.Option(None),
+) -> None:
+    """Colorize a whole collection; the exit status is the number of failed items (at most 100)."""
+    from flows.restore import restore_flow
+
+    _storage(storage_options)
+    s = _guarded(restore_flow, source, dest, model=model, decode=decode, temperature=temperature, top_k=top_k, size=size, uncertainty=uncertainty, batch_size=batch_size, dask_address=dask_address, n_workers=workers)
+    _report(s)
+    raise typer.Exit(min(s.failed, 100))
+
+
+def _guarded(flow, *args, **kwargs):
+    """Runs a flow; a missing model or bad option ends with its message, not a traceback."""
+    try:
+        return flow(*args, **kwargs)
+    except (LookupError, ValueError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2)
+
+
+def _report(s) -> None:
+    typer.echo(f"{s.done} colorized, {s.skipped} already done, {s.failed} failed, with {s.model}")
+    typer.echo(f"results:       {s.outputs}")
+    typer.echo(f"manifest:      {s.manifest}")
+    if s.contact_sheet:
+        typer.echo(f"contact sheet: {s.contact_sheet}")
+    for source, reason in s.failures:
+        typer.echo(f"failed: {source}: {reason}", err=True)
+
+
+@app.command()
+def image(
+    src: str = typer.Argument(..., help="one image"),
+    out: str = typer.Argument(..., help="the colorized image"),
+    model: str = _O["model"],
+    decode: str = _O["decode"],
+    temperature: float = _O["temperature"],
+    top_k: int = _O["top_k"],
+    size: int = _O["size"],
+) -> None:
+    """Colorize one file with the same model and decode options as `restore`."""
+    import torch
+
+    from colorize_core.imageio import ImageReadError, decode_image
+    from colorize_core.restore import RestoreConfig, encode_output, join_full_resolution, network_input, predict_small, provenance
+    from tasks.registry import resolve_model
+    from tasks.storage import atomic_write, read_bytes
+
+    cfg = RestoreConfig(method=decode, temperature=temperature, top_k=top_k, size=size)
+    ref = resolve_model(model)
+    from colorize_core.package import load_package
+
+    pkg = load_package(ref.directory)
+    try:
+        img = decode_image(read_bytes(src), src)
+    except ImageReadError as e:
+        typer.echo(f"cannot colorize {e}", err=True)
+        raise typer.Exit(1)
+    ab, _ = predict_small(pkg.model, torch.from_numpy(network_input(img, cfg.size))[None, None], pkg.model.centres, cfg, bf16=False)
+    rgb = join_full_resolution(img, ab[0], cfg.strip_rows)
+    atomic_write(out, encode_output(rgb, img, provenance(ref.name, ref.version, cfg)))
+    typer.echo(f"{out} (model {ref.name} v{ref.version})")
+
+
+@app.command("import-weights")
+def import_weights(
+    checkpoint: str = typer.Argument(..., help="the released ECCV16 state dict (.pth)"),
+    name: str = typer.Option("colorizer", help="registered model name"),
+    alias: Optional[str] = typer.Option(None, help="alias to point at the new version (e.g. champion)"),
+) -> None:
+    """Register a reference ECCV16 checkpoint, with the canonical 313 bins, as a new model version."""
+    import mlflow
+    import torch
+
+    from colorize_core.bins import canonical_bins
+    from colorize_core.models import Colorizer, ModelConfig, check_reference_checkpoint
+    from colorize_core.package import ColorizerPackage
+    from tasks.registry import log_package, set_alias
+    from tasks.tracking import configure_mlflow
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    try:
+        check_reference_checkpoint(state)
+    except ValueError as e:
+        typer.echo(f"{checkpoint}: {e}", err=True)
+        raise typer.Exit(2)
+    model = Colorizer(ModelConfig("eccv16"))
+    model.load_state_dict(state)
+    configure_mlflow()
+    with mlflow.start_run(run_name="import-eccv16"):
+        mlflow.set_tag("source", f"imported reference checkpoint {os.path.basename(checkpoint)}")
+        _, version = log_package(ColorizerPackage(model.eval(), canonical_bins(), meta={"source": "reference ECCV16 release"}), name)
+    if alias:
+        set_alias(name, alias, version)
+    typer.echo(f"models:/{name}/{version}" + (f"  (alias {alias}: models:/{name}@{alias})" if alias else ""))
+
+
+@app.command()
+def run(
+    source: str = typer.Option(SAMPLES, help="collection to restore (default: the sample collection)"),
+    dest: Optional[str] = typer.Option(None, help="default: <state folder>/restored"),
+) -> None:
+    """The main job on embedded defaults: restore a collection with the champion model (the bundled
+    default model when the registry has none), local folders as object storage, MLflow on SQLite,
+    Prefect without a server."""
+    from flows.restore import restore_flow
+    from tasks.tracking import state_dir
+
+    s = _guarded(restore_flow, source, dest or str(state_dir() / "restored"))
+    _report(s)
+    raise typer.Exit(min(s.failed, 100))
+
+
+if __name__ == "__main__":
+    app()

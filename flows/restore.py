@@ -13,7 +13,7 @@ from colorize_core.restore import RestoreConfig
 from tasks.cluster import dask_client
 from tasks.preprocess import hash_on_dask, list_sources
 from tasks.registry import DEFAULT_MODEL_URI, ModelRef, resolve_model
-from tasks.restore import RestoreSummary, done_hashes, finish_manifest, load_manifests, output_key, publish_report, restore_on_dask
+from tasks.restore import RestoreSummary, done_hashes, finish_manifest, load_manifests, output_key, publish_report, remove_stale_temporaries, restore_on_dask
 from tasks.storage import join
 
 resolve = task(resolve_model, name="resolve_model", retries=2, retry_delay_seconds=3, cache_policy=NONE)
@@ -41,6 +41,7 @@ def restore_flow(
     ref: ModelRef = resolve(model)
     summary = RestoreSummary(run_id=run_id, model=f"{ref.name} v{ref.version}", outputs=join(dest, ref.prefix))
     images, _ = list_sources(source)
+    remove_stale_temporaries(dest, ref.prefix)
     done = done_hashes(load_manifests(dest), ref, _settings(cfg))
     with dask_client(dask_address, n_workers) as client:
         hashed = hash_on_dask(images, client.scheduler.address)

@@ -185,6 +185,18 @@ def restore_batch(items: list[dict], source_root: str, dest: str, ref: ModelRef,
 
 
 @task(retries=3, retry_delay_seconds=2, cache_policy=NONE)
+def remove_stale_temporaries(dest: str, prefix: str) -> int:
+    """Temporary objects of an interrupted run (one writer per destination and model version)."""
+    fs, root = filesystem(join(dest, prefix))
+    if not fs.exists(root):
+        return 0
+    stale = [p for p in fs.find(root) if posixpath.basename(p).startswith("_tmp-")]
+    for p in stale:
+        fs.rm(p)
+    return len(stale)
+
+
+@task(retries=3, retry_delay_seconds=2, cache_policy=NONE)
 def load_manifests(dest: str) -> pa.Table:
     """Every manifest row so far under DEST/_manifests (finished runs, and batches of killed ones)."""
     fs, root = filesystem(join(dest, "_manifests"))
