@@ -47,3 +47,44 @@ class Evaluator:
             "delta_colourfulness": float(c - ct),
             "images": len(self.psnr),
         }
+
+
+def prior_mean_ab(bins, temperature: float = 0.38) -> np.ndarray:
+    """The baseline that paints every pixel the annealed mean of the training prior: (2,) ab."""
+    from .decoding import annealed_mean
+
+    prior = bins.smoothed_prior if bins.smoothed_prior is not None else bins.prior
+    logits = torch.from_numpy(np.log(np.maximum(prior, 1e-12))).float()[None, :, None, None]  # (1, Q, 1, 1)
+    return annealed_mean(logits, torch.from_numpy(bins.centres), temperature)[0, :, 0, 0].numpy()
+
+
+@torch.no_grad()
+def evaluate_package(pkg, images, decodes=("annealed-mean", "mean", "argmax"), batch: int = 8) -> dict[str, dict]:
+    """Metrics of the model under each decode and of the two baselines, over (L, ab) validation
+    images (L (H, W) float, ab (H, W, 2)), all computed in one pass."""
+    from .decoding import DecodeConfig
+    from .inference import decode_to_size
+
+    evs = {f"model/{d}": Evaluator() for d in decodes} | {"baseline/gray": Evaluator(), "baseline/prior-mean": Evaluator()}
+    prior_ab = prior_mean_ab(pkg.bins)
+    buf: list = []
+
+    def flush():
+        L = torch.stack([torch.from_numpy(np.asarray(l, np.float32)) for l, _ in buf])[:, None]  # (B, 1, H, W)
+        logits = pkg.model(L).float()
+        for d in decodes:
+            ab = decode_to_size(logits, pkg.model.centres, DecodeConfig(method=d, temperature=pkg.decode.temperature), tuple(L.shape[-2:]))
+            for i, (l, t) in enumerate(buf):
+                evs[f"model/{d}"].add(l, t, ab[i].permute(1, 2, 0).numpy())
+        for l, t in buf:
+            evs["baseline/gray"].add(l, t, np.zeros_like(t, np.float32))
+            evs["baseline/prior-mean"].add(l, t, np.broadcast_to(prior_ab, t.shape).astype(np.float32))
+        buf.clear()
+
+    for L, ab in images:
+        buf.append((L, np.asarray(ab, np.float32)))
+        if len(buf) == batch:
+            flush()
+    if buf:
+        flush()
+    return {k: ev.summary() for k, ev in evs.items() if ev.psnr}

@@ -71,3 +71,13 @@ def load_package(directory: str | None = None, *, weights: str | None = None, co
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     model.eval()
     return ColorizerPackage(model=model, bins=bin_set, decode=DecodeConfig(**cfg["decode"]), meta=cfg.get("meta", {}))
+
+
+def package_from_checkpoint(path: str, bins: BinSet, meta: dict | None = None) -> ColorizerPackage:
+    """A package from a training checkpoint (for shipping the best checkpoint of a long run)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state["bins_checksum"] != bins.checksum:
+        raise ValueError(f"{path} was trained with another bin set ({state['bins_checksum'][:12]})")
+    model = Colorizer(ModelConfig(**state["model_config"]) if state["model_config"]["q"] == bins.q else ModelConfig(state["model_config"]["arch"], bins.q))
+    model.load_state_dict(state["model"])
+    return ColorizerPackage(model.eval(), bins, meta=dict(meta or {}, checkpoint=os.path.basename(path), step=int(state["step"])))

@@ -210,7 +210,7 @@ def encode_output(rgb: np.ndarray, img: DecodedImage, prov: dict) -> bytes:
     if fmt == "TIFF":
         import tifffile
 
-        extratags = [(700, "B", len(xmp := xmp_packet(prov)), xmp, True), (305, "s", 0, "colorize-archive", True)]
+        extratags = [(700, "B", len(xmp := xmp_packet(prov)), xmp, True)]
         if icc:
             extratags.append((34675, "B", len(icc), icc, True))
         data = rgb if img.alpha is None else np.concatenate([rgb, img.alpha.astype(rgb.dtype)[..., None]], -1)

@@ -7,7 +7,9 @@ import json
 import dask.bag as db
 import numpy as np
 from distributed import Client
-from prefect import get_run_logger, task
+from prefect import task
+
+from tasks import logger as get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 

@@ -14,7 +14,9 @@ from dataclasses import asdict, dataclass, field
 import pyarrow as pa
 import pyarrow.parquet as pq
 from distributed import Client, as_completed
-from prefect import get_run_logger, task
+from prefect import task
+
+from tasks import logger as get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 

@@ -12,7 +12,9 @@ import tempfile
 import mlflow
 import numpy as np
 from mlflow import MlflowClient
-from prefect import get_run_logger, task
+from prefect import task
+
+from tasks import logger as get_run_logger
 from prefect.cache_policies import NONE
 
 from colorize_core.bins import BinSet

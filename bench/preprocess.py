@@ -1,0 +1,81 @@
+"""Preprocessing throughput: Dask with 1 and 2 worker processes vs a plain single-process loop."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import torch
+from PIL import Image
+
+from bench.timing import report
+from colorize_core.shards import PreprocessConfig, content_hash, make_row, rows_to_table
+from tasks.cluster import dask_client
+from tasks.preprocess import hash_on_dask, shard_on_dask
+from tasks.storage import list_files
+from tests.photos import real_photo_bytes
+
+
+def make_folder(root: Path, n: int = 240) -> list[Path]:
+    """Crops and rescales of the real photos shipped in the wheels, as JPEG files of 0.2-0.8 MP."""
+    photos = [Image.open(io.BytesIO(b)).convert("RGB") for b in real_photo_bytes().values()]
+    paths = []
+    for i in range(n):
+        img = photos[i % len(photos)]
+        s = 0.7 + 0.5 * ((i * 37) % 100) / 100
+        w, h = img.size
+        crop = img.crop(((i * 13) % max(1, w // 5), (i * 7) % max(1, h // 5), w, h))
+        crop = crop.resize((max(64, int(crop.width * s)), max(64, int(crop.height * s))))
+        paths.append(root / f"{i:04d}.jpg")
+        crop.save(paths[-1], quality=90)
+    return paths
+
+
+def plain_loop(paths: list[Path], out: Path, cfg: PreprocessConfig) -> int:
+    rows = []
+    for p in paths:
+        data = p.read_bytes()
+        rows.append(make_row(data, str(p), cfg, content_hash(data)))
+        if len(rows) == 64:
+            pq.write_table(rows_to_table(rows), out / f"plain-{len(list(out.iterdir()))}.parquet")
+            rows = []
+    if rows:
+        pq.write_table(rows_to_table(rows), out / "plain-last.parquet")
+    return len(paths)
+
+
+def dask_path(src: Path, out: Path, cfg: PreprocessConfig, workers: int) -> float:
+    with dask_client(n_workers=workers) as client:
+        client.submit(sum, [1]).result()  # workers up before the clock starts
+        t0 = time.perf_counter()
+        images, _ = list_files(str(src))
+        hashed = hash_on_dask.fn(images, client.scheduler.address)
+        items = [(u, h, None) for u, h, _ in hashed]
+        chunks = [items[i : i + 64] for i in range(0, len(items), 64)]
+        shard_on_dask.fn(chunks, str(out), f"bench{workers}", cfg, client.scheduler.address)
+        return time.perf_counter() - t0
+
+
+def main() -> bool:
+    cfg = PreprocessConfig()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "src").mkdir()
+        paths = make_folder(root / "src")
+        n = len(paths)
+        for d in ("plain", "d1", "d2"):
+            (root / d).mkdir()
+        torch.set_num_threads(1)
+        t0 = time.perf_counter()
+        plain_loop(paths, root / "plain", cfg)
+        t_plain = time.perf_counter() - t0
+        torch.set_num_threads(2)
+        t1 = dask_path(root / "src", root / "d1", cfg, 1)
+        t2 = dask_path(root / "src", root / "d2", cfg, 2)
+        print(f"{n} photos: plain loop {n / t_plain:.1f} img/s, Dask 1 worker {n / t1:.1f} img/s, Dask 2 workers {n / t2:.1f} img/s")
+        ok = report("Dask 2 workers", t2, t1, "Dask 1 worker", 1.7)
+        ok &= report("Dask 1 worker", t1, t_plain, "plain single-process loop", 1.0)
+        return ok

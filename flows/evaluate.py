@@ -1,0 +1,54 @@
+"""Evaluate and promote flows: held-out metrics against baselines, and the champion gate."""
+
+from __future__ import annotations
+
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from prefect import flow
+
+from flows.restore import resolve
+from tasks.evaluate import PromotionPolicy, evaluate_model, promotion_decision, record_decision, record_evaluation
+from tasks.tracking import configure_mlflow
+
+
+@flow(name="evaluate", log_prints=True)
+def evaluate_flow(model: str, shards: str, limit: int | None = None) -> dict:
+    configure_mlflow()
+    ref = resolve(model)
+    results = evaluate_model(ref, shards, limit)
+    if model.startswith("models:/"):
+        record_evaluation(ref, shards, results)
+    return results
+
+
+@flow(name="promote", log_prints=True)
+def promote_flow(
+    model: str,
+    candidate: str,
+    shards: str | None = None,
+    alias: str = "champion",
+    auc_tolerance: float = PromotionPolicy.auc_tolerance,
+    psnr_tolerance: float = PromotionPolicy.psnr_tolerance,
+    colourfulness_tolerance: float = PromotionPolicy.colourfulness_tolerance,
+    limit: int | None = None,
+) -> dict:
+    """Evaluates the candidate and the current champion on the same validation shards (by default
+    the candidate's training shards) and moves the alias only when the candidate is good enough."""
+    configure_mlflow()
+    client = MlflowClient()
+    shards = shards or client.get_run(client.get_model_version(model, candidate).run_id).data.params["shards"]
+    try:
+        champion = str(client.get_model_version_by_alias(model, alias).version)
+    except MlflowException:
+        champion = None
+    cand_ref = resolve(f"models:/{model}/{candidate}")
+    cand = evaluate_model(cand_ref, shards, limit)
+    record_evaluation(cand_ref, shards, cand)
+    champ = None
+    if champion and champion != candidate:
+        champ_ref = resolve(f"models:/{model}/{champion}")
+        champ = evaluate_model(champ_ref, shards, limit)
+        record_evaluation(champ_ref, shards, champ)
+    promoted, reason = promotion_decision(cand, champ, PromotionPolicy(auc_tolerance, psnr_tolerance, colourfulness_tolerance))
+    record_decision(model, candidate, champion if champion != candidate else None, promoted, reason, alias)
+    return {"model": model, "candidate": candidate, "champion_before": champion, "promoted": promoted, "reason": reason, "candidate_metrics": cand["model/annealed-mean"], "champion_metrics": champ["model/annealed-mean"] if champ else None}
