@@ -6,7 +6,7 @@ from prefect import flow
 
 from colorize_core.bins import BinConfig
 from colorize_core.rebalance import RebalanceConfig
-from tasks.bins import compare_with_canonical, estimate_bins, histogram_on_dask, write_bin_set
+from tasks.bins import compare_with_canonical, estimate_bins, histogram_on_dask, inputs_key, write_bin_set
 from tasks.cluster import dask_client
 from tasks.preprocess import committed_shards
 
@@ -28,5 +28,6 @@ def bins_flow(
     urls = committed_shards(shards)
     with dask_client(dask_address, n_workers) as client:
         hist = histogram_on_dask(urls, client.scheduler.address)
-    bins = estimate_bins(hist, cfg, RebalanceConfig(lam=lam, sigma=sigma), urls)
-    return write_bin_set(bins, out, compare_with_canonical(bins, hist))
+    rebalance = RebalanceConfig(lam=lam, sigma=sigma)
+    bins = estimate_bins(hist, cfg, rebalance, urls)
+    return write_bin_set(bins, out, dict(compare_with_canonical(bins, hist), inputs_key=inputs_key(urls, cfg, rebalance)))

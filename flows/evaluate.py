@@ -7,7 +7,7 @@ from mlflow.exceptions import MlflowException
 from prefect import flow
 
 from flows.restore import resolve
-from tasks.evaluate import PromotionPolicy, evaluate_model, promotion_decision, record_decision, record_evaluation
+from tasks.evaluate import PromotionPolicy, cached_evaluation, evaluate_model, promotion_decision, record_decision, record_evaluation
 from tasks.tracking import configure_mlflow
 
 
@@ -41,14 +41,19 @@ def promote_flow(
         champion = str(client.get_model_version_by_alias(model, alias).version)
     except MlflowException:
         champion = None
-    cand_ref = resolve(f"models:/{model}/{candidate}")
-    cand = evaluate_model(cand_ref, shards, limit)
-    record_evaluation(cand_ref, shards, cand)
-    champ = None
-    if champion and champion != candidate:
-        champ_ref = resolve(f"models:/{model}/{champion}")
-        champ = evaluate_model(champ_ref, shards, limit)
-        record_evaluation(champ_ref, shards, champ)
+    cand = _figures(model, candidate, shards, limit)
+    champ = _figures(model, champion, shards, limit) if champion and champion != candidate else None
     promoted, reason = promotion_decision(cand, champ, PromotionPolicy(auc_tolerance, psnr_tolerance, colourfulness_tolerance))
     record_decision(model, candidate, champion if champion != candidate else None, promoted, reason, alias)
     return {"model": model, "candidate": candidate, "champion_before": champion, "promoted": promoted, "reason": reason, "candidate_metrics": cand["model/annealed-mean"], "champion_metrics": champ["model/annealed-mean"] if champ else None}
+
+
+def _figures(name: str, version: str, shards: str, limit: int | None) -> dict[str, dict]:
+    """The version's figures on these shards: recorded ones when present, else evaluated now."""
+    cached = cached_evaluation(name, version, shards) if limit is None else None
+    if cached:
+        return cached
+    ref = resolve(f"models:/{name}/{version}")
+    results = evaluate_model(ref, shards, limit)
+    record_evaluation(ref, shards, results)
+    return results

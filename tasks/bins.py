@@ -55,6 +55,14 @@ def estimate_bins(hist: ABHistogram, cfg: BinConfig, rebalance: RebalanceConfig,
     return fit_prior(bins, hist, rebalance)
 
 
+def inputs_key(shard_urls: list[str], cfg: BinConfig, rebalance: RebalanceConfig) -> str:
+    """Identifies a bin set's inputs: the same shards and parameters give the same key."""
+    import hashlib
+
+    text = json.dumps({"shards": sorted(shard_urls), "bins": cfg.__dict__, "rebalance": rebalance.__dict__}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def compare_with_canonical(bins: BinSet, hist: ABHistogram) -> dict:
     canon = canonical_bins(with_reference_prior=False)
     canon_pts = {tuple(c) for c in canon.centres.astype(int).tolist()}

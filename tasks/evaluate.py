@@ -91,3 +91,18 @@ def record_decision(name: str, candidate: str, champion: str | None, promoted: b
     if promoted:
         client.set_registered_model_alias(name, alias, candidate)
     logger().info("%s v%s %s against %s: %s", name, candidate, verdict, f"v{champion}" if champion else "no champion", reason)
+
+
+def cached_evaluation(name: str, version: str, shards: str) -> dict[str, dict] | None:
+    """Figures recorded on a model version for these shards, in `evaluate_model`'s shape, or None."""
+    tags = MlflowClient().get_model_version(name, version).tags
+    if tags.get("eval.shards") != shards:
+        return None
+    out: dict[str, dict] = {}
+    for k, v in tags.items():
+        if not k.startswith("eval.") or k == "eval.shards":
+            continue
+        parts = k.split(".")
+        key, metric = (PRIMARY, parts[1]) if len(parts) == 2 else (f"{parts[1]}/{parts[2]}", parts[3])
+        out.setdefault(key, {})[metric] = float(v)
+    return out if PRIMARY in out and "baseline/gray" in out else None
