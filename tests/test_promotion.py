@@ -5,7 +5,6 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from colorize_core.bins import BinSet
 from colorize_core.models import Colorizer, ModelConfig
 from colorize_core.package import ColorizerPackage, load_package
 from tasks.evaluate import PRIMARY, PromotionPolicy, promotion_decision
@@ -35,8 +34,14 @@ def test_better_candidate_promoted_worse_refused(photo_shards, mlflow_tmp, prefe
 
     configure_mlflow()
     good = load_package(BUNDLED_MODEL_DIR)
-    torch.manual_seed(0)
-    bad = ColorizerPackage(Colorizer(ModelConfig("tiny"), torch.from_numpy(good.bins.centres)).eval(), good.bins)
+    bad_model = Colorizer(ModelConfig("tiny"), torch.from_numpy(good.bins.centres)).eval()
+    with torch.no_grad():  # a model that paints everything saturated green
+        classifier = bad_model.model8[-1]
+        classifier.weight.zero_()
+        classifier.bias.fill_(-10.0)
+        green = int(((torch.from_numpy(good.bins.centres) - torch.tensor([-80.0, 80.0])) ** 2).sum(1).argmin())
+        classifier.bias[green] = 10.0
+    bad = ColorizerPackage(bad_model, good.bins)
     with mlflow.start_run():
         log_package(good, "colorizer")
     with mlflow.start_run():
