@@ -180,8 +180,11 @@ def train(
     checkpoint_dir: str,
     resume: str | None = None,
     hooks: Hooks = Hooks(),
+    init_state: dict | None = None,
 ) -> TrainResult:
-    """Trains a colorizer on the shards' train split; validates on their val split."""
+    """Trains a colorizer on the shards' train split; validates on their val split.
+
+    `init_state` starts from existing weights (fine-tuning a released model on a collection)."""
     rank, world = _distributed()
     device = _device()
     torch.manual_seed(cfg.seed)
@@ -192,6 +195,8 @@ def train(
     opt_g = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.gan.lr, betas=(0.5, 0.999)) if disc is not None else None
     step, position = 0, [(0, 0)] * world
+    if init_state is not None and not resume:
+        model.load_state_dict(init_state)
     if resume:
         state = torch.load(resume, map_location=device, weights_only=True)
         if state["bins_checksum"] != bins.checksum:

@@ -93,6 +93,7 @@ def train(
     model_name: str = typer.Option("colorizer", help="registered model name"),
     checkpoint_dir: Optional[str] = typer.Option(None),
     resume: Optional[str] = typer.Option(None, help="checkpoint to continue from, exactly"),
+    init_model: Optional[str] = typer.Option(None, help="fine-tune this model (URI or package folder) instead of starting from scratch"),
     nproc: int = typer.Option(1, help="data-parallel processes (torchrun)"),
     storage_options: Optional[str] = typer.Option(None),
 ) -> None:
@@ -111,7 +112,7 @@ def train(
             shards, bins, arch=arch, steps=steps, batch_size=batch_size, lr=lr, crop=crop, gan_weight=gan_weight,
             disc_steps=disc_steps, joint_steps=joint_steps, val_every=val_every, val_images=val_images,
             checkpoint_every=checkpoint_every, loader_workers=loader_workers, bf16=bf16, seed=seed,
-            model_name=model_name, checkpoint_dir=checkpoint_dir, resume=resume, nproc=nproc,
+            model_name=model_name, checkpoint_dir=checkpoint_dir, resume=resume, init_model=init_model, nproc=nproc,
         )  # fmt: skip
     )
 
@@ -240,6 +241,102 @@ def import_weights(
     if alias:
         set_alias(name, alias, version)
     typer.echo(f"models:/{name}/{version}" + (f"  (alias {alias}: models:/{name}@{alias})" if alias else ""))
+
+
+stack_app = typer.Typer(help="The local stack: Prefect server, MLflow server, SeaweedFS S3, Dask scheduler and 2 workers.")
+app.add_typer(stack_app, name="stack")
+
+
+@stack_app.command("up")
+def stack_up_cmd(
+    prefect_port: int = typer.Option(4200),
+    mlflow_port: int = typer.Option(5000),
+    s3_port: int = typer.Option(8333),
+    dask_port: int = typer.Option(8786),
+) -> None:
+    """Start every service on 127.0.0.1 and print the environment for the shell (eval "$(colorize stack up)")."""
+    from tasks.stack import StackPorts, exports, stack_up
+    from tasks.tracking import state_dir
+
+    info = stack_up(state_dir(), StackPorts(prefect_port, mlflow_port, s3_port, dask_port))
+    for name, s in info["services"].items():
+        typer.echo(f"# {name}: pid {s['pid']}, {s['url']}, log {s['log']}", err=True)
+    typer.echo(exports(info["env"]))
+
+
+@stack_app.command("down")
+def stack_down_cmd() -> None:
+    """Stop every service of the stack by PID."""
+    from tasks.stack import stack_down
+    from tasks.tracking import state_dir
+
+    stopped = stack_down(state_dir())
+    typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "no stack was running")
+
+
+@stack_app.command("status")
+def stack_status_cmd() -> None:
+    from tasks.stack import stack_status
+    from tasks.tracking import state_dir
+
+    for name, alive in stack_status(state_dir()).items():
+        typer.echo(f"{name}: {'running' if alive else 'stopped'}")
+
+
+@app.command()
+def evaluate(
+    shards: str = typer.Argument(..., help="shards whose validation split is scored"),
+    model: str = typer.Option("models:/colorizer@champion"),
+    limit: Optional[int] = typer.Option(None, help="at most this many validation images"),
+) -> None:
+    """AuC (plain, rebalanced), PSNR, colourfulness of a model and of the gray and prior-mean baselines."""
+    from flows.evaluate import evaluate_flow
+
+    results = _guarded(evaluate_flow, model, shards, limit)
+    typer.echo(f"{'':22s} {'AuC':>7s} {'AuC rb':>7s} {'PSNR':>6s} {'colour':>7s} {'delta C':>8s}")
+    for k, v in results.items():
+        typer.echo(f"{k:22s} {v['auc']:7.4f} {v['auc_rebalanced']:7.4f} {v['psnr']:6.2f} {v['colourfulness']:7.1f} {v['delta_colourfulness']:+8.1f}")
+
+
+@app.command()
+def promote(
+    model: str = typer.Option("colorizer", help="registered model name"),
+    candidate: str = typer.Option(..., help="candidate version"),
+    shards: Optional[str] = typer.Option(None, help="validation shards (default: the candidate's training shards)"),
+    alias: str = typer.Option("champion"),
+    auc_tolerance: float = typer.Option(0.01),
+    psnr_tolerance: float = typer.Option(0.5),
+    colourfulness_tolerance: float = typer.Option(2.0),
+) -> None:
+    """Move the champion alias to the candidate only when it is at least as good (exit 1 when refused)."""
+    from flows.evaluate import promote_flow
+
+    d = _guarded(promote_flow, model, candidate, shards=shards, alias=alias, auc_tolerance=auc_tolerance, psnr_tolerance=psnr_tolerance, colourfulness_tolerance=colourfulness_tolerance)
+    typer.echo(f"{model} v{candidate}: {'promoted to ' + alias if d['promoted'] else 'refused'} ({d['reason']})")
+    raise typer.Exit(0 if d["promoted"] else 1)
+
+
+@app.command()
+def pipeline(
+    source: str = typer.Argument(..., help="training photos (fsspec URL)"),
+    workdir: Optional[str] = typer.Option(None, help="where shards and bins go (default: <state>/pipeline)"),
+    method: str = typer.Option("grid"),
+    arch: str = typer.Option("small"),
+    steps: int = typer.Option(1000),
+    batch_size: int = typer.Option(16),
+    crop: int = typer.Option(176),
+    val_every: int = typer.Option(200),
+    split_by_folder: bool = typer.Option(False),
+    model_name: str = typer.Option("colorizer"),
+    init_model: Optional[str] = typer.Option(None, help="fine-tune this model (URI or package folder; needs --method canonical)"),
+    dask_address: Optional[str] = typer.Option(None),
+    storage_options: Optional[str] = typer.Option(None),
+) -> None:
+    """preprocess -> bins -> train -> evaluate -> promote, skipping steps whose outputs are current."""
+    from flows.pipeline import pipeline_flow
+
+    _storage(storage_options)
+    _show(_guarded(pipeline_flow, source, workdir=workdir, method=method, arch=arch, steps=steps, batch_size=batch_size, crop=crop, val_every=val_every, split_by_folder=split_by_folder, model_name=model_name, init_model=init_model, dask_address=dask_address))
 
 
 @app.command()

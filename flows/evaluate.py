@@ -6,8 +6,8 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from prefect import flow
 
-from flows.restore import resolve
 from tasks.evaluate import PromotionPolicy, cached_evaluation, evaluate_model, promotion_decision, record_decision, record_evaluation
+from tasks.registry import resolve
 from tasks.tracking import configure_mlflow
 
 

@@ -38,10 +38,14 @@ def pipeline_flow(
     split_by_folder: bool = False,
     val_fraction: float = 0.1,
     model_name: str = "colorizer",
+    init_model: str | None = None,
     dask_address: str | None = None,
     n_workers: int = 2,
 ) -> dict:
+    """`init_model` fine-tunes an existing model (with `method="canonical"` bins) instead of
+    training from scratch."""
     log = get_run_logger()
+    skipped = []
     workdir = workdir or str(state_dir() / "pipeline")
     shards, bins_out = join(workdir, "shards"), join(workdir, "bins", f"{method}.npz")
 
@@ -50,22 +54,24 @@ def pipeline_flow(
     report_url = bins_out[: -len(".npz")] + ".json"
     if exists(report_url) and json.loads(read_bytes(report_url)).get("inputs_key") == key:
         report = json.loads(read_bytes(report_url))
+        skipped.append("bins")
         log.info("bins: skipped, %s is up to date", bins_out)
     else:
         report = bins_flow(shards, bins_out, method=method, dask_address=dask_address, n_workers=n_workers)
 
     configure_mlflow()
-    params = {"bins": report["checksum"], "arch": arch, "steps": steps, "batch_size": batch_size, "crop": crop, "gan_weight": gan_weight}
+    params = {"bins": report["checksum"], "arch": arch, "steps": steps, "batch_size": batch_size, "crop": crop, "gan_weight": gan_weight, "init": init_model}
     train_key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
     version = _version_with_tag(model_name, "pipeline.train_key", train_key)
     if version:
+        skipped.append("train")
         log.info("train: skipped, %s v%s was trained from the same inputs", model_name, version)
     else:
-        trained = train_flow(shards, bins_out, arch=arch, steps=steps, batch_size=batch_size, crop=crop, gan_weight=gan_weight, val_every=val_every, model_name=model_name)
+        trained = train_flow(shards, bins_out, arch=arch, steps=steps, batch_size=batch_size, crop=crop, gan_weight=gan_weight, val_every=val_every, model_name=model_name, init_model=init_model)
         version = trained["version"]
         MlflowClient().set_model_version_tag(model_name, version, "pipeline.train_key", train_key)
     decision = promote_flow(model_name, version, shards=shards)
-    return {"preprocess": {"written": pre.written, "quarantined": pre.quarantined}, "bins": report["checksum"], "model": f"models:/{model_name}/{version}", **decision}
+    return {**decision, "preprocess": {"written": pre.written, "quarantined": pre.quarantined}, "bins": report["checksum"], "model": f"models:/{model_name}/{version}", "skipped": skipped}
 
 
 def _version_with_tag(name: str, tag: str, value: str) -> str | None:

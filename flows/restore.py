@@ -5,18 +5,15 @@ from __future__ import annotations
 import time
 import uuid
 
-from prefect import flow, task
-from prefect.cache_policies import NONE
+from prefect import flow
 
 from colorize_core.imageio import ReaderConfig
 from colorize_core.restore import RestoreConfig
 from tasks.cluster import dask_client
 from tasks.preprocess import hash_on_dask, list_sources
-from tasks.registry import DEFAULT_MODEL_URI, ModelRef, resolve_model
-from tasks.restore import RestoreSummary, done_hashes, finish_manifest, load_manifests, output_key, publish_report, remove_stale_temporaries, restore_on_dask
+from tasks.registry import DEFAULT_MODEL_URI, ModelRef, resolve
+from tasks.restore import RestoreSummary, done_hashes, finish_manifest, load_manifests, publish_report, remove_stale_temporaries, restore_on_dask
 from tasks.storage import join
-
-resolve = task(resolve_model, name="resolve_model", retries=2, retry_delay_seconds=3, cache_policy=NONE)
 
 
 @flow(name="restore", log_prints=True)
@@ -72,5 +69,3 @@ def _settings(cfg: RestoreConfig) -> str:
 
     return json.dumps(cfg.settings(), sort_keys=True)
 
-
-__all__ = ["output_key"]

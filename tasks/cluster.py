@@ -1,9 +1,11 @@
-"""Dask clusters: a LocalCluster of worker processes by default, or an existing one by address."""
+"""Dask clusters: a LocalCluster of worker processes by default, or an existing one by address
+(the flow's `dask_address`, else `COLORIZE_DASK_ADDRESS`)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from typing import Iterator
 
 from distributed import Client, LocalCluster
@@ -12,6 +14,7 @@ from distributed import Client, LocalCluster
 @contextlib.contextmanager
 def dask_client(address: str | None = None, n_workers: int = 2, processes: bool = True) -> Iterator[Client]:
     logging.getLogger("distributed").setLevel(logging.WARNING)
+    address = address or os.environ.get("COLORIZE_DASK_ADDRESS")
     if address:
         with Client(address) as client:
             yield client

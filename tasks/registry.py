@@ -13,6 +13,8 @@ from pathlib import Path
 import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from prefect import task
+from prefect.cache_policies import NONE
 
 from colorize_core.package import ColorizerPackage, load_package, save_package
 from tasks.tracking import configure_mlflow, state_dir, tracking_uri
@@ -144,3 +146,6 @@ def resolve_model(uri: str = DEFAULT_MODEL_URI) -> ModelRef:
         os.replace(tmp / "pkg", local)  # whole or absent
         shutil.rmtree(tmp, ignore_errors=True)
     return ModelRef(uri, str(local), name, version)
+
+
+resolve = task(resolve_model, name="resolve_model", retries=2, retry_delay_seconds=3, cache_policy=NONE)

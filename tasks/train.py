@@ -67,24 +67,37 @@ def load_bins(url: str) -> BinSet:
     return BinSet.from_bytes(read_bytes(url))
 
 
-def run_training(shards: str, bins_url: str, model_cfg: ModelConfig, cfg: TrainConfig, checkpoint_dir: str, resume: str | None, run_id: str | None):
+def initial_state(init_dir: str | None, bins: BinSet, model_cfg: ModelConfig) -> dict | None:
+    """Weights of a package to fine-tune from; its bins must have the same centres."""
+    if not init_dir:
+        return None
+    pkg = load_package(init_dir)
+    if pkg.bins.q != bins.q or not np.allclose(pkg.bins.centres, bins.centres):
+        raise ValueError(f"{init_dir} predicts other bins than the training bin set: fine-tune with --method canonical bins")
+    if pkg.model.cfg.arch != model_cfg.arch:
+        raise ValueError(f"{init_dir} is a {pkg.model.cfg.arch} network, not {model_cfg.arch}")
+    return pkg.model.state_dict()
+
+
+def run_training(shards: str, bins_url: str, model_cfg: ModelConfig, cfg: TrainConfig, checkpoint_dir: str, resume: str | None, run_id: str | None, init_dir: str | None = None):
     bins = load_bins(bins_url)
     hooks = MlflowHooks(run_id) if run_id else Hooks()
-    return bins, train(bins, committed_shards(shards), open_url, model_cfg, cfg, checkpoint_dir, resume, hooks)
+    init = initial_state(init_dir, bins, model_cfg)
+    return bins, train(bins, committed_shards(shards), open_url, model_cfg, cfg, checkpoint_dir, resume, hooks, init)
 
 
 @task(cache_policy=NONE)
-def train_in_process(shards: str, bins_url: str, model_cfg: ModelConfig, cfg: TrainConfig, checkpoint_dir: str, resume: str | None, run_id: str) -> tuple[ColorizerPackage, dict]:
-    bins, result = run_training(shards, bins_url, model_cfg, cfg, checkpoint_dir, resume, run_id)
+def train_in_process(shards: str, bins_url: str, model_cfg: ModelConfig, cfg: TrainConfig, checkpoint_dir: str, resume: str | None, run_id: str, init_dir: str | None = None) -> tuple[ColorizerPackage, dict]:
+    bins, result = run_training(shards, bins_url, model_cfg, cfg, checkpoint_dir, resume, run_id, init_dir)
     stats = {"seconds": result.seconds, "data_wait": result.data_wait, "steps": result.steps, "best_step": result.best_step, **result.validation}
     return ColorizerPackage(result.model.cpu(), bins, DecodeConfig()), stats
 
 
 @task(cache_policy=NONE)
-def train_with_torchrun(shards: str, bins_url: str, model_cfg: ModelConfig, cfg: TrainConfig, checkpoint_dir: str, resume: str | None, run_id: str, nproc: int) -> tuple[ColorizerPackage, dict]:
+def train_with_torchrun(shards: str, bins_url: str, model_cfg: ModelConfig, cfg: TrainConfig, checkpoint_dir: str, resume: str | None, run_id: str, nproc: int, init_dir: str | None = None) -> tuple[ColorizerPackage, dict]:
     """Data-parallel training in `nproc` processes (gloo on CPU, NCCL on GPUs); rank 0 logs and saves."""
     out = tempfile.mkdtemp(prefix="colorize-ddp-")
-    spec = {"shards": shards, "bins": bins_url, "model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(cfg), "checkpoint_dir": checkpoint_dir, "resume": resume, "out": out}
+    spec = {"shards": shards, "bins": bins_url, "model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(cfg), "checkpoint_dir": checkpoint_dir, "resume": resume, "init": init_dir, "out": out}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "tasks.train_entry", json.dumps(spec)]
     get_run_logger().info("starting %s", " ".join(cmd[:6]))
     subprocess.run(cmd, check=True, env=dict(os.environ, MLFLOW_RUN_ID=run_id))

@@ -28,7 +28,7 @@ def main(spec: dict) -> None:
         configure_mlflow()
     bins, result = run_training(
         spec["shards"], spec["bins"], ModelConfig(**spec["model"]), train_config_from_dict(spec["train"]),
-        spec["checkpoint_dir"], spec.get("resume"), run_id,
+        spec["checkpoint_dir"], spec.get("resume"), run_id, spec.get("init"),
     )  # fmt: skip
     out = spec["out"]
     torch.save({k: v.cpu() for k, v in result.model.state_dict().items()}, os.path.join(out, f"rank{rank}.pt"))

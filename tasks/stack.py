@@ -1,0 +1,122 @@
+"""The local stack: Prefect server, MLflow server, SeaweedFS S3 and a Dask scheduler with two
+workers, all on 127.0.0.1, PIDs and logs in the state folder, health-checked, stopped by PID."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tasks.services import _bin, _spawn, pid_alive, start_seaweedfs, stop_pid, wait_http
+
+S3_KEY, S3_SECRET, S3_BUCKET = "colorize", "colorize-local-secret", "archive"
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    prefect: int = 4200
+    mlflow: int = 5000
+    s3: int = 8333
+    dask: int = 8786
+
+
+def stack_dir(state: Path) -> Path:
+    return state / "stack"
+
+
+def _wait_port(port: int, pid: int, name: str, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not pid_alive(pid):
+            raise RuntimeError(f"{name} exited during start-up (see its log)")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"{name} not listening on {port} after {timeout:.0f} s")
+
+
+def stack_env(ports: StackPorts) -> dict[str, str]:
+    return {
+        "PREFECT_API_URL": f"http://127.0.0.1:{ports.prefect}/api",
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports.mlflow}",
+        "COLORIZE_S3_ENDPOINT": f"http://127.0.0.1:{ports.s3}",
+        "AWS_ACCESS_KEY_ID": S3_KEY,
+        "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+        "COLORIZE_DASK_ADDRESS": f"tcp://127.0.0.1:{ports.dask}",
+    }
+
+
+def stack_up(state: Path, ports: StackPorts = StackPorts()) -> dict:
+    """Starts every service, waits until each is healthy, records them; returns the environment."""
+    root = stack_dir(state)
+    if (root / "stack.json").exists():
+        raise RuntimeError(f"a stack is already recorded in {root / 'stack.json'}: run `colorize stack down` first")
+    root.mkdir(parents=True, exist_ok=True)
+    logs = root / "logs"
+    env = stack_env(ports)
+    quiet = {"DO_NOT_TRACK": "true", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    services: dict[str, dict] = {}
+
+    def record(name: str, pid: int, url: str) -> None:
+        services[name] = {"pid": pid, "url": url, "log": str(logs / f"{name}.log")}
+        (root / "stack.json").write_text(json.dumps({"services": services, "env": env}, indent=2))
+
+    try:
+        pid = _spawn("prefect", [_bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(ports.prefect)], logs,
+                     env={**quiet, "PREFECT_HOME": str(root / "prefect"), "PREFECT_UI_ENABLED": "false", "PREFECT_API_URL": ""})  # fmt: skip
+        record("prefect", pid, env["PREFECT_API_URL"])
+        pid = _spawn("mlflow", [_bin("mlflow"), "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "mlartifacts"),
+                                "--host", "127.0.0.1", "--port", str(ports.mlflow), "--workers", "1"], logs,
+                     env={**quiet, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # fmt: skip
+        record("mlflow", pid, env["MLFLOW_TRACKING_URI"])
+        s3 = start_seaweedfs(root / "seaweedfs", S3_KEY, S3_SECRET, S3_BUCKET, ports.s3)
+        record("seaweedfs", s3.pid, s3.url)
+        pid = _spawn("dask-scheduler", [_bin("dask"), "scheduler", "--host", "127.0.0.1", "--port", str(ports.dask), "--no-dashboard"], logs, env=quiet)
+        record("dask-scheduler", pid, env["COLORIZE_DASK_ADDRESS"])
+        _wait_port(ports.dask, pid, "dask scheduler")
+        for i in range(2):
+            pid = _spawn(f"dask-worker-{i}", [_bin("dask"), "worker", env["COLORIZE_DASK_ADDRESS"], "--nthreads", "1", "--nworkers", "1", "--no-dashboard", "--name", f"worker-{i}"],
+                         logs, env={**quiet, **env})  # fmt: skip
+            record(f"dask-worker-{i}", pid, env["COLORIZE_DASK_ADDRESS"])
+        wait_http(f"http://127.0.0.1:{ports.prefect}/api/health", services["prefect"]["pid"], 120, "prefect server")
+        wait_http(f"http://127.0.0.1:{ports.mlflow}/health", services["mlflow"]["pid"], 120, "mlflow server")
+        _wait_workers(env["COLORIZE_DASK_ADDRESS"], 2)
+    except BaseException:
+        stack_down(state)
+        raise
+    return {"services": services, "env": env}
+
+
+def _wait_workers(address: str, n: int, timeout: float = 60) -> None:
+    from distributed import Client
+
+    with Client(address, timeout=timeout) as client:
+        client.wait_for_workers(n, timeout=timeout)
+
+
+def stack_down(state: Path) -> list[str]:
+    """Stops every recorded service by PID; returns the names that were running."""
+    path = stack_dir(state) / "stack.json"
+    if not path.exists():
+        return []
+    services = json.loads(path.read_text())["services"]
+    for name in reversed(list(services)):
+        stop_pid(services[name]["pid"])
+    path.unlink()
+    return list(services)
+
+
+def stack_status(state: Path) -> dict[str, bool]:
+    path = stack_dir(state) / "stack.json"
+    if not path.exists():
+        return {}
+    return {name: pid_alive(s["pid"]) for name, s in json.loads(path.read_text())["services"].items()}
+
+
+def exports(env: dict[str, str]) -> str:
+    return "\n".join(f"export {k}={v}" for k, v in env.items())
+
+
