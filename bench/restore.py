@@ -122,19 +122,27 @@ def main() -> bool:
             diffs.append(np.abs(ours - ab_demo).mean())
         bf16 = cpu_supports_bf16()
         net = network_only(model, bf16)
-        print(f"{N_PHOTOS} photos, {mp:.0f} MP: restore {N_PHOTOS / t_ours:.2f} img/s {mp / t_ours:.1f} MP/s; demo loop {N_PHOTOS / t_demo:.2f} img/s {mp / t_demo:.1f} MP/s; done {s.done}")
+        print(
+            f"{N_PHOTOS} photos, {mp:.0f} MP: restore {N_PHOTOS / t_ours:.2f} img/s {mp / t_ours:.1f} MP/s; demo loop {N_PHOTOS / t_demo:.2f} img/s {mp / t_demo:.1f} MP/s; done {s.done}"
+        )
         print(f"mean |ab| difference to the loop's output (after JPEG): {np.mean(diffs):.2f}")
-        print(f"network only (batch 8 at 256, {'bf16' if bf16 else 'fp32'}): {net:.2f} img/s; the whole restore reaches {N_PHOTOS / t_ours / net:.0%} of it")
+        print(
+            f"network only (batch 8 at 256, {'bf16' if bf16 else 'fp32'}): {net:.2f} img/s; the whole restore reaches {N_PHOTOS / t_ours / net:.0%} of it"
+        )
         ok = report("colorize restore", t_ours, t_demo, "demo-style per-image loop", 3.0) and np.mean(diffs) < 1.0
 
         big = root / "scan100mp.jpg"
         src = Image.open(paths[0]).resize((10000, 10000), Image.BILINEAR)
         src.save(big, quality=90)
         del src
-        res = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(pkg_dir), str(big)], capture_output=True, text=True, env=dict(os.environ))
+        res = subprocess.run(
+            [sys.executable, "-c", PEAK_SCRIPT, str(pkg_dir), str(big)], capture_output=True, text=True, env=dict(os.environ)
+        )
         if res.returncode:
             print(res.stderr[-2000:])
             return False
         model_mb, peak_mb, out_bytes, size = res.stdout.split(maxsplit=3)
-        print(f"100 MP scan {size}: peak RSS {float(peak_mb):.0f} MB above the loaded model ({float(model_mb):.0f} MB); target < 1536 MB: {'met' if float(peak_mb) < 1536 else 'MISSED'}")
+        print(
+            f"100 MP scan {size}: peak RSS {float(peak_mb):.0f} MB above the loaded model ({float(model_mb):.0f} MB); target < 1536 MB: {'met' if float(peak_mb) < 1536 else 'MISSED'}"
+        )
         return ok and float(peak_mb) < 1536

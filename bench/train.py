@@ -36,7 +36,15 @@ def shards(root: Path):
 
 
 def run(urls, bins, tmp, workers: int, bf16: bool):
-    cfg = TrainConfig(steps=STEPS, batch_size=BATCH, val_every=10**9, checkpoint_every=10**9, loader_workers=workers, bf16=bf16, augment=AugmentConfig(crop=176, shuffle_buffer=32))
+    cfg = TrainConfig(
+        steps=STEPS,
+        batch_size=BATCH,
+        val_every=10**9,
+        checkpoint_every=10**9,
+        loader_workers=workers,
+        bf16=bf16,
+        augment=AugmentConfig(crop=176, shuffle_buffer=32),
+    )
     return train(bins, urls, lambda u: open(u, "rb"), ModelConfig("small"), cfg, tmp)
 
 
@@ -45,8 +53,10 @@ def main() -> bool:
         urls, bins = shards(Path(tmp))
         base = run(urls, bins, tmp, 0, False)
         ours = run(urls, bins, tmp, 1, False)
-        print(f"small, fp32, batch {BATCH}, crop 176: {STEPS * BATCH / base.seconds:.1f} img/s in-process loading (data wait {base.data_wait:.1%}), "
-              f"{STEPS * BATCH / ours.seconds:.1f} img/s with a loader process (data wait {ours.data_wait:.1%})")
+        print(
+            f"small, fp32, batch {BATCH}, crop 176: {STEPS * BATCH / base.seconds:.1f} img/s in-process loading (data wait {base.data_wait:.1%}), "
+            f"{STEPS * BATCH / ours.seconds:.1f} img/s with a loader process (data wait {ours.data_wait:.1%})"
+        )
         ok = report("train step, loader process", ours.seconds, base.seconds, "in-process loading") and ours.data_wait < 0.10
         if cpu_supports_bf16():
             bf = run(urls, bins, tmp, 1, True)

@@ -153,6 +153,4 @@ def kmeans_bins(ab_samples: np.ndarray, cfg: BinConfig = BinConfig()) -> BinSet:
     km.fit(np.asarray(ab_samples, np.float32))
     centres = km.cluster_centers_.astype(np.float32)
     order = np.lexsort((centres[:, 1], centres[:, 0]))  # a stable order: by a, then b
-    return BinSet(
-        centres=centres[order], kind="kmeans", params={"k": cfg.k, "seed": cfg.seed, "samples": int(len(ab_samples))}
-    )
+    return BinSet(centres=centres[order], kind="kmeans", params={"k": cfg.k, "seed": cfg.seed, "samples": int(len(ab_samples))})

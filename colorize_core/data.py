@@ -109,7 +109,9 @@ class ShardStream(IterableDataset):
             epoch, skip = epoch + 1, 0
 
 
-def load_split(urls: list[str], open_file: Callable[[str], BinaryIO], split: str = "val", limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def load_split(
+    urls: list[str], open_file: Callable[[str], BinaryIO], split: str = "val", limit: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows of one split as tensors L (N, 1, H, W), ab (N, 2, H, W) int8: for the small validation set."""
     Ls, abs_ = [], []
     for url in urls:

@@ -70,15 +70,15 @@ def evaluate_package(pkg, images, decodes=("annealed-mean", "mean", "argmax"), b
     buf: list = []
 
     def flush():
-        L = torch.stack([torch.from_numpy(np.asarray(l, np.float32)) for l, _ in buf])[:, None]  # (B, 1, H, W)
+        L = torch.stack([torch.from_numpy(np.asarray(lum, np.float32)) for lum, _ in buf])[:, None]  # (B, 1, H, W)
         logits = pkg.model(L).float()
         for d in decodes:
             ab = decode_to_size(logits, pkg.model.centres, DecodeConfig(method=d, temperature=pkg.decode.temperature), tuple(L.shape[-2:]))
-            for i, (l, t) in enumerate(buf):
-                evs[f"model/{d}"].add(l, t, ab[i].permute(1, 2, 0).numpy())
-        for l, t in buf:
-            evs["baseline/gray"].add(l, t, np.zeros_like(t, np.float32))
-            evs["baseline/prior-mean"].add(l, t, np.broadcast_to(prior_ab, t.shape).astype(np.float32))
+            for i, (lum, t) in enumerate(buf):
+                evs[f"model/{d}"].add(lum, t, ab[i].permute(1, 2, 0).numpy())
+        for lum, t in buf:
+            evs["baseline/gray"].add(lum, t, np.zeros_like(t, np.float32))
+            evs["baseline/prior-mean"].add(lum, t, np.broadcast_to(prior_ab, t.shape).astype(np.float32))
         buf.clear()
 
     for L, ab in images:

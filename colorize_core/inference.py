@@ -40,6 +40,8 @@ def decode_to_size(logits: torch.Tensor, centres: torch.Tensor, cfg: DecodeConfi
 
 
 @torch.no_grad()
-def predict_ab(model: torch.nn.Module, L: torch.Tensor, centres: torch.Tensor, cfg: DecodeConfig = DecodeConfig(), bf16: bool = False) -> torch.Tensor:
+def predict_ab(
+    model: torch.nn.Module, L: torch.Tensor, centres: torch.Tensor, cfg: DecodeConfig = DecodeConfig(), bf16: bool = False
+) -> torch.Tensor:
     """L (B, 1, H, W) -> ab (B, 2, H, W)."""
     return decode_to_size(predict_logits(model, L, bf16), centres, cfg, tuple(L.shape[-2:]))

@@ -1,8 +1,8 @@
 """A model package: everything needed to colorize, as plain files that load without unpickling code.
 
-    weights.pt   the state dict (torch.save; loaded with weights_only=True)
-    config.json  model config, decoding defaults, name / version / provenance
-    bins.npz     the bin set (BinSet format, with its checksum)
+weights.pt   the state dict (torch.save; loaded with weights_only=True)
+config.json  model config, decoding defaults, name / version / provenance
+bins.npz     the bin set (BinSet format, with its checksum)
 """
 
 from __future__ import annotations
@@ -55,7 +55,9 @@ def save_package(directory: str, pkg: ColorizerPackage) -> dict[str, str]:
     return paths
 
 
-def load_package(directory: str | None = None, *, weights: str | None = None, config: str | None = None, bins: str | None = None) -> ColorizerPackage:
+def load_package(
+    directory: str | None = None, *, weights: str | None = None, config: str | None = None, bins: str | None = None
+) -> ColorizerPackage:
     """From a package directory, or from the three file paths (as MLflow hands artifacts over)."""
     weights = weights or os.path.join(directory, "weights.pt")
     config = config or os.path.join(directory, "config.json")
@@ -78,6 +80,8 @@ def package_from_checkpoint(path: str, bins: BinSet, meta: dict | None = None) -
     state = torch.load(path, map_location="cpu", weights_only=True)
     if state["bins_checksum"] != bins.checksum:
         raise ValueError(f"{path} was trained with another bin set ({state['bins_checksum'][:12]})")
-    model = Colorizer(ModelConfig(**state["model_config"]) if state["model_config"]["q"] == bins.q else ModelConfig(state["model_config"]["arch"], bins.q))
+    model = Colorizer(
+        ModelConfig(**state["model_config"]) if state["model_config"]["q"] == bins.q else ModelConfig(state["model_config"]["arch"], bins.q)
+    )
     model.load_state_dict(state["model"])
     return ColorizerPackage(model.eval(), bins, meta=dict(meta or {}, checkpoint=os.path.basename(path), step=int(state["step"])))

@@ -12,7 +12,7 @@ import io
 import json
 import struct
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
@@ -95,7 +95,9 @@ def _lab_to_linear_rgb(lab: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_small(model: torch.nn.Module, L_small: torch.Tensor, centres: torch.Tensor, cfg: RestoreConfig, bf16: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def predict_small(
+    model: torch.nn.Module, L_small: torch.Tensor, centres: torch.Tensor, cfg: RestoreConfig, bf16: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, 1, S, S) -> ab (B, 2, S/4, S/4) at the network's output resolution and entropy (B, S/4, S/4)."""
     with autocast(L_small.device, bf16):
         logits = model(L_small).float()
@@ -246,6 +248,3 @@ def colorize_array(pkg, gray: np.ndarray, cfg: RestoreConfig = RestoreConfig()) 
     L_small = torch.from_numpy(network_input(img, cfg.size))[None, None]
     ab, _ = predict_small(pkg.model, L_small, pkg.model.centres, cfg, bf16=False)
     return join_full_resolution(img, ab[0], cfg.strip_rows)
-
-
-__all__ = ["RestoreConfig", "asdict"]

@@ -115,7 +115,9 @@ def _device() -> torch.device:
 
 
 @torch.no_grad()
-def validate(model: Colorizer, L: torch.Tensor, ab: torch.Tensor, encoder: SoftEncoder, weights: torch.Tensor, bf16: bool = False) -> tuple[dict, np.ndarray]:
+def validate(
+    model: Colorizer, L: torch.Tensor, ab: torch.Tensor, encoder: SoftEncoder, weights: torch.Tensor, bf16: bool = False
+) -> tuple[dict, np.ndarray]:
     """Cross-entropy (plain and rebalanced) and the evaluation metrics on held-out images, and a
     before/after preview grid (gray | predicted | truth) of the first few."""
     if L is None or len(L) == 0:
@@ -153,7 +155,9 @@ def _preview_row(L: torch.Tensor, ab_pred: torch.Tensor, ab_true: torch.Tensor) 
     return (np.concatenate([gray, rgb(ab_pred), rgb(ab_true)], axis=1) * 255).round().astype(np.uint8)
 
 
-def save_checkpoint(path: str, model, disc, opt_g, opt_d, step: int, position: list, model_cfg: ModelConfig, cfg: TrainConfig, bins: BinSet) -> None:
+def save_checkpoint(
+    path: str, model, disc, opt_g, opt_d, step: int, position: list, model_cfg: ModelConfig, cfg: TrainConfig, bins: BinSet
+) -> None:
     state = {
         "model": model.state_dict(),
         "disc": disc.state_dict() if disc is not None else {},
@@ -192,7 +196,9 @@ def train(
         raise ValueError("the bin set has no rebalancing weights: build it with the bins flow")
     model = Colorizer(dataclasses.replace(model_cfg, q=bins.q), torch.from_numpy(bins.centres)).to(device)
     disc = PatchDiscriminator(cfg.gan.disc).to(device) if cfg.gan.weight > 0 else None
-    opt_g = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
+    opt_g = torch.optim.Adam(
+        [p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay
+    )
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.gan.lr, betas=(0.5, 0.999)) if disc is not None else None
     step, position = 0, [(0, 0)] * world
     if init_state is not None and not resume:
@@ -219,7 +225,13 @@ def train(
     weights = torch.tensor(bins.weights, dtype=torch.float32, device=device)
     centres = torch.from_numpy(bins.centres).to(device)
     stream = ShardStream(shard_urls, open_file, cfg.augment, cfg.seed, rank, world, start=position[rank])
-    loader = DataLoader(stream, batch_size=cfg.batch_size, num_workers=cfg.loader_workers, persistent_workers=cfg.loader_workers > 0, prefetch_factor=4 if cfg.loader_workers else None)
+    loader = DataLoader(
+        stream,
+        batch_size=cfg.batch_size,
+        num_workers=cfg.loader_workers,
+        persistent_workers=cfg.loader_workers > 0,
+        prefetch_factor=4 if cfg.loader_workers else None,
+    )
     val_L, val_ab = load_split(shard_urls, open_file, "val", cfg.val_images) if rank == 0 else (None, None)
     bf16 = cfg.bf16 or device.type == "cuda"
     os.makedirs(checkpoint_dir, exist_ok=True)
@@ -250,7 +262,10 @@ def train(
             real_ab = F.avg_pool2d(ab.to(device).float(), 4)
             L_small = F.avg_pool2d(L, 4)
             with autocast(device, bf16):
-                d_loss = 0.5 * (adversarial_loss(disc(L_small, real_ab).float(), True, cfg.gan.loss) + adversarial_loss(disc(L_small, fake_ab).float(), False, cfg.gan.loss))
+                d_loss = 0.5 * (
+                    adversarial_loss(disc(L_small, real_ab).float(), True, cfg.gan.loss)
+                    + adversarial_loss(disc(L_small, fake_ab).float(), False, cfg.gan.loss)
+                )
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()
@@ -284,14 +299,18 @@ def train(
                     best = (score, step, {k: v.detach().clone() for k, v in model.state_dict().items()}, last_val)
             if step % cfg.checkpoint_every == 0 or step == cfg.total_steps:
                 path = os.path.join(checkpoint_dir, f"step-{step:07d}.pt")
-                save_checkpoint(path, model, disc.module if hasattr(disc, "module") else disc, opt_g, opt_d, step, position, model_cfg, cfg, bins)
+                save_checkpoint(
+                    path, model, disc.module if hasattr(disc, "module") else disc, opt_g, opt_d, step, position, model_cfg, cfg, bins
+                )
                 hooks.checkpoint(step, path)
     seconds = time.perf_counter() - t_start
     best_step = step
     if best is not None:
         model.load_state_dict(best[2])
         best_step, last_val = best[1], best[3]
-    return TrainResult(model=model, steps=step, best_step=best_step, validation=last_val, seconds=seconds, data_wait=waited / max(seconds, 1e-9))
+    return TrainResult(
+        model=model, steps=step, best_step=best_step, validation=last_val, seconds=seconds, data_wait=waited / max(seconds, 1e-9)
+    )
 
 
 def _gather_position(mine: tuple[int, int], world: int) -> list[tuple[int, int]]:

@@ -47,7 +47,16 @@ def preprocess(
     from flows.preprocess import preprocess_flow
 
     _storage(storage_options)
-    s = preprocess_flow(source, shards, size=size, val_fraction=val_fraction, rows_per_shard=rows_per_shard, split_by_folder=split_by_folder, dask_address=dask_address, n_workers=workers)
+    s = preprocess_flow(
+        source,
+        shards,
+        size=size,
+        val_fraction=val_fraction,
+        rows_per_shard=rows_per_shard,
+        split_by_folder=split_by_folder,
+        dask_address=dask_address,
+        n_workers=workers,
+    )
     _show({k: v for k, v in s.__dict__.items() if k != "shards"} | {"shards": len(s.shards)})
 
 
@@ -68,7 +77,9 @@ def bins(
     from flows.bins import bins_flow
 
     _storage(storage_options)
-    _show(bins_flow(shards, out, method=method, k=k, grid_size=grid_size, lam=lam, sigma=sigma, dask_address=dask_address, n_workers=workers))
+    _show(
+        bins_flow(shards, out, method=method, k=k, grid_size=grid_size, lam=lam, sigma=sigma, dask_address=dask_address, n_workers=workers)
+    )
 
 
 @app.command()
@@ -109,10 +120,27 @@ def train(
         steps = steps_for_epochs(epochs, rows, batch_size, nproc)
     _show(
         train_flow(
-            shards, bins, arch=arch, steps=steps, batch_size=batch_size, lr=lr, crop=crop, gan_weight=gan_weight,
-            disc_steps=disc_steps, joint_steps=joint_steps, val_every=val_every, val_images=val_images,
-            checkpoint_every=checkpoint_every, loader_workers=loader_workers, bf16=bf16, seed=seed,
-            model_name=model_name, checkpoint_dir=checkpoint_dir, resume=resume, init_model=init_model, nproc=nproc,
+            shards,
+            bins,
+            arch=arch,
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            crop=crop,
+            gan_weight=gan_weight,
+            disc_steps=disc_steps,
+            joint_steps=joint_steps,
+            val_every=val_every,
+            val_images=val_images,
+            checkpoint_every=checkpoint_every,
+            loader_workers=loader_workers,
+            bf16=bf16,
+            seed=seed,
+            model_name=model_name,
+            checkpoint_dir=checkpoint_dir,
+            resume=resume,
+            init_model=init_model,
+            nproc=nproc,
         )  # fmt: skip
     )
 
@@ -152,7 +180,20 @@ def restore(
     from flows.restore import restore_flow
 
     _storage(storage_options)
-    s = _guarded(restore_flow, source, dest, model=model, decode=decode, temperature=temperature, top_k=top_k, size=size, uncertainty=uncertainty, batch_size=batch_size, dask_address=dask_address, n_workers=workers)
+    s = _guarded(
+        restore_flow,
+        source,
+        dest,
+        model=model,
+        decode=decode,
+        temperature=temperature,
+        top_k=top_k,
+        size=size,
+        uncertainty=uncertainty,
+        batch_size=batch_size,
+        dask_address=dask_address,
+        n_workers=workers,
+    )
     _report(s)
     raise typer.Exit(min(s.failed, 100))
 
@@ -163,7 +204,7 @@ def _guarded(flow, *args, **kwargs):
         return flow(*args, **kwargs)
     except (LookupError, ValueError) as e:
         typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
 
 
 def _report(s) -> None:
@@ -203,7 +244,7 @@ def image(
         img = decode_image(read_bytes(src), src)
     except ImageReadError as e:
         typer.echo(f"cannot colorize {e}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     ab, _ = predict_small(pkg.model, torch.from_numpy(network_input(img, cfg.size))[None, None], pkg.model.centres, cfg, bf16=False)
     rgb = join_full_resolution(img, ab[0], cfg.strip_rows)
     atomic_write(out, encode_output(rgb, img, provenance(ref.name, ref.version, cfg)))
@@ -231,7 +272,7 @@ def import_weights(
         check_reference_checkpoint(state)
     except ValueError as e:
         typer.echo(f"{checkpoint}: {e}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     model = Colorizer(ModelConfig("eccv16"))
     model.load_state_dict(state)
     configure_mlflow()
@@ -295,7 +336,9 @@ def evaluate(
     results = _guarded(evaluate_flow, model, shards, limit)
     typer.echo(f"{'':22s} {'AuC':>7s} {'AuC rb':>7s} {'PSNR':>6s} {'colour':>7s} {'delta C':>8s}")
     for k, v in results.items():
-        typer.echo(f"{k:22s} {v['auc']:7.4f} {v['auc_rebalanced']:7.4f} {v['psnr']:6.2f} {v['colourfulness']:7.1f} {v['delta_colourfulness']:+8.1f}")
+        typer.echo(
+            f"{k:22s} {v['auc']:7.4f} {v['auc_rebalanced']:7.4f} {v['psnr']:6.2f} {v['colourfulness']:7.1f} {v['delta_colourfulness']:+8.1f}"
+        )
 
 
 @app.command()
@@ -311,7 +354,16 @@ def promote(
     """Move the champion alias to the candidate only when it is at least as good (exit 1 when refused)."""
     from flows.evaluate import promote_flow
 
-    d = _guarded(promote_flow, model, candidate, shards=shards, alias=alias, auc_tolerance=auc_tolerance, psnr_tolerance=psnr_tolerance, colourfulness_tolerance=colourfulness_tolerance)
+    d = _guarded(
+        promote_flow,
+        model,
+        candidate,
+        shards=shards,
+        alias=alias,
+        auc_tolerance=auc_tolerance,
+        psnr_tolerance=psnr_tolerance,
+        colourfulness_tolerance=colourfulness_tolerance,
+    )
     typer.echo(f"{model} v{candidate}: {'promoted to ' + alias if d['promoted'] else 'refused'} ({d['reason']})")
     raise typer.Exit(0 if d["promoted"] else 1)
 
@@ -336,7 +388,23 @@ def pipeline(
     from flows.pipeline import pipeline_flow
 
     _storage(storage_options)
-    _show(_guarded(pipeline_flow, source, workdir=workdir, method=method, arch=arch, steps=steps, batch_size=batch_size, crop=crop, val_every=val_every, split_by_folder=split_by_folder, model_name=model_name, init_model=init_model, dask_address=dask_address))
+    _show(
+        _guarded(
+            pipeline_flow,
+            source,
+            workdir=workdir,
+            method=method,
+            arch=arch,
+            steps=steps,
+            batch_size=batch_size,
+            crop=crop,
+            val_every=val_every,
+            split_by_folder=split_by_folder,
+            model_name=model_name,
+            init_model=init_model,
+            dask_address=dask_address,
+        )
+    )
 
 
 @app.command()

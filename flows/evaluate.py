@@ -45,7 +45,15 @@ def promote_flow(
     champ = _figures(model, champion, shards, limit) if champion and champion != candidate else None
     promoted, reason = promotion_decision(cand, champ, PromotionPolicy(auc_tolerance, psnr_tolerance, colourfulness_tolerance))
     record_decision(model, candidate, champion if champion != candidate else None, promoted, reason, alias)
-    return {"model": model, "candidate": candidate, "champion_before": champion, "promoted": promoted, "reason": reason, "candidate_metrics": cand["model/annealed-mean"], "champion_metrics": champ["model/annealed-mean"] if champ else None}
+    return {
+        "model": model,
+        "candidate": candidate,
+        "champion_before": champion,
+        "promoted": promoted,
+        "reason": reason,
+        "candidate_metrics": cand["model/annealed-mean"],
+        "champion_metrics": champ["model/annealed-mean"] if champ else None,
+    }
 
 
 def _figures(name: str, version: str, shards: str, limit: int | None) -> dict[str, dict]:

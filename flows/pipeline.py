@@ -49,7 +49,9 @@ def pipeline_flow(
     workdir = workdir or str(state_dir() / "pipeline")
     shards, bins_out = join(workdir, "shards"), join(workdir, "bins", f"{method}.npz")
 
-    pre = preprocess_flow(source, shards, val_fraction=val_fraction, split_by_folder=split_by_folder, dask_address=dask_address, n_workers=n_workers)
+    pre = preprocess_flow(
+        source, shards, val_fraction=val_fraction, split_by_folder=split_by_folder, dask_address=dask_address, n_workers=n_workers
+    )
     key = inputs_key(committed_shards(shards), BinConfig(method=method), RebalanceConfig())
     report_url = bins_out[: -len(".npz")] + ".json"
     if exists(report_url) and json.loads(read_bytes(report_url)).get("inputs_key") == key:
@@ -60,18 +62,43 @@ def pipeline_flow(
         report = bins_flow(shards, bins_out, method=method, dask_address=dask_address, n_workers=n_workers)
 
     configure_mlflow()
-    params = {"bins": report["checksum"], "arch": arch, "steps": steps, "batch_size": batch_size, "crop": crop, "gan_weight": gan_weight, "init": init_model}
+    params = {
+        "bins": report["checksum"],
+        "arch": arch,
+        "steps": steps,
+        "batch_size": batch_size,
+        "crop": crop,
+        "gan_weight": gan_weight,
+        "init": init_model,
+    }
     train_key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
     version = _version_with_tag(model_name, "pipeline.train_key", train_key)
     if version:
         skipped.append("train")
         log.info("train: skipped, %s v%s was trained from the same inputs", model_name, version)
     else:
-        trained = train_flow(shards, bins_out, arch=arch, steps=steps, batch_size=batch_size, crop=crop, gan_weight=gan_weight, val_every=val_every, model_name=model_name, init_model=init_model)
+        trained = train_flow(
+            shards,
+            bins_out,
+            arch=arch,
+            steps=steps,
+            batch_size=batch_size,
+            crop=crop,
+            gan_weight=gan_weight,
+            val_every=val_every,
+            model_name=model_name,
+            init_model=init_model,
+        )
         version = trained["version"]
         MlflowClient().set_model_version_tag(model_name, version, "pipeline.train_key", train_key)
     decision = promote_flow(model_name, version, shards=shards)
-    return {**decision, "preprocess": {"written": pre.written, "quarantined": pre.quarantined}, "bins": report["checksum"], "model": f"models:/{model_name}/{version}", "skipped": skipped}
+    return {
+        **decision,
+        "preprocess": {"written": pre.written, "quarantined": pre.quarantined},
+        "bins": report["checksum"],
+        "model": f"models:/{model_name}/{version}",
+        "skipped": skipped,
+    }
 
 
 def _version_with_tag(name: str, tag: str, value: str) -> str | None:
@@ -84,5 +111,3 @@ def _version_with_tag(name: str, tag: str, value: str) -> str | None:
         if v.tags.get(tag) == value:
             return str(v.version)
     return None
-
-

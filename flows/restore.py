@@ -12,7 +12,15 @@ from colorize_core.restore import RestoreConfig
 from tasks.cluster import dask_client
 from tasks.preprocess import hash_on_dask, list_sources
 from tasks.registry import DEFAULT_MODEL_URI, ModelRef, resolve
-from tasks.restore import RestoreSummary, done_hashes, finish_manifest, load_manifests, publish_report, remove_stale_temporaries, restore_on_dask
+from tasks.restore import (
+    RestoreSummary,
+    done_hashes,
+    finish_manifest,
+    load_manifests,
+    publish_report,
+    remove_stale_temporaries,
+    restore_on_dask,
+)
 from tasks.storage import join
 
 
@@ -44,7 +52,15 @@ def restore_flow(
         hashed = hash_on_dask(images, client.scheduler.address)
         rows, todo = [], []
         for uri, cid, error in hashed:
-            base = {"source": uri, "content_hash": cid, "model_name": ref.name, "model_version": ref.version, "decode": _settings(cfg), "run_id": run_id, "seconds": 0.0}
+            base = {
+                "source": uri,
+                "content_hash": cid,
+                "model_name": ref.name,
+                "model_version": ref.version,
+                "decode": _settings(cfg),
+                "run_id": run_id,
+                "seconds": 0.0,
+            }
             if error:
                 rows.append(dict(base, status="failed", error=error))
             elif cid in done:
@@ -52,7 +68,9 @@ def restore_flow(
             else:
                 todo.append({"source": uri, "content_hash": cid})
         batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
-        rows += restore_on_dask(batches, source, dest, ref, cfg, ReaderConfig(max_pixels=max_pixels), run_id, client.scheduler.address, progress)
+        rows += restore_on_dask(
+            batches, source, dest, ref, cfg, ReaderConfig(max_pixels=max_pixels), run_id, client.scheduler.address, progress
+        )
     summary.seen = len(images)
     summary.done = sum(r["status"] == "done" for r in rows)
     summary.skipped = sum(r["status"] == "skipped" for r in rows)
@@ -68,4 +86,3 @@ def _settings(cfg: RestoreConfig) -> str:
     import json
 
     return json.dumps(cfg.settings(), sort_keys=True)
-

@@ -49,7 +49,14 @@ def train_flow(
         augment=AugmentConfig(crop=crop), gan=GANConfig(weight=gan_weight, disc_steps=disc_steps, joint_steps=joint_steps),
     )  # fmt: skip
     configure_mlflow()
-    params = {"shards": shards, "bins": bins, "model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(cfg), "nproc": nproc, "init_model": init_model}
+    params = {
+        "shards": shards,
+        "bins": bins,
+        "model": dataclasses.asdict(model_cfg),
+        "train": dataclasses.asdict(cfg),
+        "nproc": nproc,
+        "init_model": init_model,
+    }
     run_id = start_run(params, run_name=f"{arch}-{time.strftime('%Y%m%d-%H%M%S')}")
     checkpoint_dir = checkpoint_dir or os.path.join(state_dir(), "checkpoints", run_id)
     init_dir = resolve(init_model).directory if init_model else None

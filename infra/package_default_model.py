@@ -31,7 +31,9 @@ def main(checkpoint: str, bins_path: str, shards: str) -> None:
     print(f"| {'what':22s} | AuC | rebalanced AuC | PSNR | colourfulness | delta colourfulness |")
     print("|---|---|---|---|---|---|")
     for k, v in results.items():
-        print(f"| {k:22s} | {v['auc']:.4f} | {v['auc_rebalanced']:.4f} | {v['psnr']:.2f} | {v['colourfulness']:.1f} | {v['delta_colourfulness']:+.1f} |")
+        print(
+            f"| {k:22s} | {v['auc']:.4f} | {v['auc_rebalanced']:.4f} | {v['psnr']:.2f} | {v['colourfulness']:.1f} | {v['delta_colourfulness']:+.1f} |"
+        )
     print(json.dumps({"step": pkg.meta["step"], "parameters": pkg.meta["parameters"], "images": results["model/annealed-mean"]["images"]}))
 
 

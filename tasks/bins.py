@@ -8,16 +8,15 @@ import dask.bag as db
 import numpy as np
 from distributed import Client
 from prefect import task
-
-from tasks import logger as get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 
 from colorize_core.bins import BinConfig, BinSet, canonical_bins, grid_bins_from_histogram, kmeans_bins
 from colorize_core.rebalance import ABHistogram, RebalanceConfig, fit_prior
+from tasks import logger as get_run_logger
 from tasks.figures import gamut_png, markdown_image, prior_png
 from tasks.preprocess import read_shard_table
-from tasks.storage import atomic_write, join
+from tasks.storage import atomic_write
 
 
 def shard_histogram(url: str, split: str = "train") -> np.ndarray:
@@ -95,6 +94,3 @@ def write_bin_set(bins: BinSet, out: str, report: dict) -> dict:
     create_markdown_artifact(key="bin-set", markdown=md, description="Bin set: gamut and prior")
     get_run_logger().info("bin set %s: %s", out, json.dumps(report))
     return report
-
-
-__all__ = ["join"]

@@ -66,8 +66,14 @@ def promotion_decision(candidate: dict[str, dict], champion: dict[str, dict] | N
     if champion is None:
         gray = candidate["baseline/gray"]
         if cand["auc_rebalanced"] > gray["auc_rebalanced"]:
-            return True, f"no champion yet; rebalanced AuC {cand['auc_rebalanced']:.4f} beats the gray baseline's {gray['auc_rebalanced']:.4f}"
-        return False, f"no champion yet, but rebalanced AuC {cand['auc_rebalanced']:.4f} does not beat the gray baseline's {gray['auc_rebalanced']:.4f}"
+            return (
+                True,
+                f"no champion yet; rebalanced AuC {cand['auc_rebalanced']:.4f} beats the gray baseline's {gray['auc_rebalanced']:.4f}",
+            )
+        return (
+            False,
+            f"no champion yet, but rebalanced AuC {cand['auc_rebalanced']:.4f} does not beat the gray baseline's {gray['auc_rebalanced']:.4f}",
+        )
     champ = champion[PRIMARY]
     if cand["auc_rebalanced"] < champ["auc_rebalanced"]:
         return False, f"rebalanced AuC {cand['auc_rebalanced']:.4f} below the champion's {champ['auc_rebalanced']:.4f}"
@@ -76,7 +82,10 @@ def promotion_decision(candidate: dict[str, dict], champion: dict[str, dict] | N
     if cand["psnr"] < champ["psnr"] - policy.psnr_tolerance:
         return False, f"PSNR {cand['psnr']:.2f} dB more than {policy.psnr_tolerance} dB below the champion's {champ['psnr']:.2f}"
     if abs(cand["delta_colourfulness"]) > abs(champ["delta_colourfulness"]) + policy.colourfulness_tolerance:
-        return False, f"|delta colourfulness| {abs(cand['delta_colourfulness']):.2f} worse than the champion's {abs(champ['delta_colourfulness']):.2f} beyond {policy.colourfulness_tolerance}"
+        return (
+            False,
+            f"|delta colourfulness| {abs(cand['delta_colourfulness']):.2f} worse than the champion's {abs(champ['delta_colourfulness']):.2f} beyond {policy.colourfulness_tolerance}",
+        )
     return True, f"rebalanced AuC {cand['auc_rebalanced']:.4f} >= champion's {champ['auc_rebalanced']:.4f}, others within tolerance"
 
 

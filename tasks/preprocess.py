@@ -15,13 +15,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from distributed import Client, as_completed
 from prefect import task
-
-from tasks import logger as get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 
 from colorize_core.imageio import ImageReadError
-from colorize_core.shards import SCHEMA, PreprocessConfig, check_schema, content_hash, make_row, rows_to_table
+from colorize_core.shards import PreprocessConfig, check_schema, content_hash, make_row, rows_to_table
+from tasks import logger as get_run_logger
 from tasks.storage import atomic_write, filesystem, full_url, join, list_files, read_bytes
 
 QUARANTINE_SCHEMA = pa.schema([("source", pa.string()), ("id", pa.string()), ("reason", pa.string()), ("run_id", pa.string())])
@@ -213,6 +212,3 @@ def read_shard_table(url: str, columns: list[str] | None = None) -> pa.Table:
         pf = pq.ParquetFile(f)
         check_schema(pf.schema_arrow, url)
         return pf.read(columns=columns)
-
-
-__all__ = ["SCHEMA", "PreprocessSummary", "committed_shards", "read_shard_table"]

@@ -135,7 +135,9 @@ def resolve_model(uri: str = DEFAULT_MODEL_URI) -> ModelRef:
         if uri != DEFAULT_MODEL_URI:
             raise LookupError(f"model {uri} is not in the registry at {tracking_uri()}")
         nv = register_bundled_default()
-        print(f"The registry had no {DEFAULT_MODEL_URI}: registered the bundled default model as {nv[0]} version {nv[1]} and set it as champion.")
+        print(
+            f"The registry had no {DEFAULT_MODEL_URI}: registered the bundled default model as {nv[0]} version {nv[1]} and set it as champion."
+        )
     name, version = nv
     local = state_dir() / "models" / f"{name}-v{version}"
     if not (local / "weights.pt").exists():

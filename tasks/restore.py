@@ -16,18 +16,26 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from distributed import Client, as_completed
+from PIL import Image
 from prefect import task
-
-from tasks import logger as get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
-from PIL import Image
 
 from colorize_core.imageio import ImageReadError, ReaderConfig, decode_image
 from colorize_core.inference import cpu_supports_bf16
 from colorize_core.package import load_package
-from colorize_core.restore import RestoreConfig, encode_output, join_full_resolution, network_input, output_format, predict_small, provenance, uncertainty_map
+from colorize_core.restore import (
+    RestoreConfig,
+    encode_output,
+    join_full_resolution,
+    network_input,
+    output_format,
+    predict_small,
+    provenance,
+    uncertainty_map,
+)
 from colorize_core.shards import content_hash
+from tasks import logger as get_run_logger
 from tasks.registry import ModelRef
 from tasks.storage import atomic_write, filesystem, join, read_bytes
 
@@ -133,7 +141,9 @@ def _thumb(arr: np.ndarray, side: int = 160) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
-def restore_batch(items: list[dict], source_root: str, dest: str, ref: ModelRef, cfg: RestoreConfig, reader: ReaderConfig, run_id: str) -> list[dict]:
+def restore_batch(
+    items: list[dict], source_root: str, dest: str, ref: ModelRef, cfg: RestoreConfig, reader: ReaderConfig, run_id: str
+) -> list[dict]:
     """Colorizes `items` (source, content_hash): one forward pass for the batch, outputs written
     atomically one by one. Every item gets a row; a bad item fails alone."""
     pkg, bf16 = _load(ref)
@@ -141,7 +151,20 @@ def restore_batch(items: list[dict], source_root: str, dest: str, ref: ModelRef,
     rows, ready, kept_pixels = [], [], 0
     for it in items:
         t0 = time.perf_counter()
-        row = {"source": it["source"], "content_hash": it["content_hash"], "output": None, "model_name": ref.name, "model_version": ref.version, "decode": settings, "status": "failed", "error": None, "seconds": 0.0, "width": None, "height": None, "run_id": run_id}
+        row = {
+            "source": it["source"],
+            "content_hash": it["content_hash"],
+            "output": None,
+            "model_name": ref.name,
+            "model_version": ref.version,
+            "decode": settings,
+            "status": "failed",
+            "error": None,
+            "seconds": 0.0,
+            "width": None,
+            "height": None,
+            "run_id": run_id,
+        }
         try:
             data = read_bytes(it["source"])
             if content_hash(data) != it["content_hash"]:
@@ -173,7 +196,9 @@ def restore_batch(items: list[dict], source_root: str, dest: str, ref: ModelRef,
             rgb = join_full_resolution(img, ab_small[i], cfg.strip_rows)
             atomic_write(key, encode_output(rgb, img, prov))
             if cfg.uncertainty:
-                atomic_write(posixpath.splitext(key)[0] + ".uncertainty.png", uncertainty_map(ent[i], pkg.bins.q, img.size, cfg.uncertainty_max_side))
+                atomic_write(
+                    posixpath.splitext(key)[0] + ".uncertainty.png", uncertainty_map(ent[i], pkg.bins.q, img.size, cfg.uncertainty_max_side)
+                )
             row.update(status="done", before=_thumb(img.pixels), after=_thumb(rgb))
         except Exception as e:
             row.update(status="failed", error=f"{type(e).__name__}: {e}", output=None)
@@ -230,7 +255,17 @@ def write_manifest_part(dest: str, run_id: str, part: int, rows: list[dict]) -> 
 
 
 @task(cache_policy=NONE)
-def restore_on_dask(batches: list[list[dict]], source: str, dest: str, ref: ModelRef, cfg: RestoreConfig, reader: ReaderConfig, run_id: str, scheduler: str, progress: bool = True) -> list[dict]:
+def restore_on_dask(
+    batches: list[list[dict]],
+    source: str,
+    dest: str,
+    ref: ModelRef,
+    cfg: RestoreConfig,
+    reader: ReaderConfig,
+    run_id: str,
+    scheduler: str,
+    progress: bool = True,
+) -> list[dict]:
     """Batches on the workers, at most two per worker in flight; each finished batch's manifest rows
     are written at once, so a killed run leaves a record of what it completed."""
     from rich.progress import Progress
@@ -241,7 +276,9 @@ def restore_on_dask(batches: list[list[dict]], source: str, dest: str, ref: Mode
         job = bar.add_task("colorizing", total=total)
         window = 2 * max(1, len(client.scheduler_info()["workers"]))
         pending = iter(batches)
-        queue = as_completed([client.submit(restore_batch, b, source, dest, ref, cfg, reader, run_id, pure=False) for _, b in zip(range(window), pending)])
+        queue = as_completed(
+            [client.submit(restore_batch, b, source, dest, ref, cfg, reader, run_id, pure=False) for _, b in zip(range(window), pending)]
+        )
         for part, fut in enumerate(queue):
             batch_rows = fut.result()
             write_manifest_part(dest, run_id, part, batch_rows)

@@ -74,7 +74,12 @@ def stack_up(state: Path, ports: StackPorts = StackPorts()) -> dict:
         record("mlflow", pid, env["MLFLOW_TRACKING_URI"])
         s3 = start_seaweedfs(root / "seaweedfs", S3_KEY, S3_SECRET, S3_BUCKET, ports.s3)
         record("seaweedfs", s3.pid, s3.url)
-        pid = _spawn("dask-scheduler", [_bin("dask"), "scheduler", "--host", "127.0.0.1", "--port", str(ports.dask), "--no-dashboard"], logs, env=quiet)
+        pid = _spawn(
+            "dask-scheduler",
+            [_bin("dask"), "scheduler", "--host", "127.0.0.1", "--port", str(ports.dask), "--no-dashboard"],
+            logs,
+            env=quiet,
+        )
         record("dask-scheduler", pid, env["COLORIZE_DASK_ADDRESS"])
         _wait_port(ports.dask, pid, "dask scheduler")
         for i in range(2):
@@ -118,5 +123,3 @@ def stack_status(state: Path) -> dict[str, bool]:
 
 def exports(env: dict[str, str]) -> str:
     return "\n".join(f"export {k}={v}" for k, v in env.items())
-
-

@@ -13,15 +13,14 @@ import mlflow
 import numpy as np
 from mlflow import MlflowClient
 from prefect import task
-
-from tasks import logger as get_run_logger
 from prefect.cache_policies import NONE
 
 from colorize_core.bins import BinSet
 from colorize_core.decoding import DecodeConfig
 from colorize_core.models import ModelConfig, parameter_count
-from colorize_core.package import ColorizerPackage, load_package, save_package
+from colorize_core.package import ColorizerPackage, load_package
 from colorize_core.train import Hooks, TrainConfig, train, train_config_from_dict
+from tasks import logger as get_run_logger
 from tasks.preprocess import committed_shards
 from tasks.registry import log_package
 from tasks.storage import filesystem, read_bytes
@@ -79,7 +78,16 @@ def initial_state(init_dir: str | None, bins: BinSet, model_cfg: ModelConfig) ->
     return pkg.model.state_dict()
 
 
-def run_training(shards: str, bins_url: str, model_cfg: ModelConfig, cfg: TrainConfig, checkpoint_dir: str, resume: str | None, run_id: str | None, init_dir: str | None = None):
+def run_training(
+    shards: str,
+    bins_url: str,
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    checkpoint_dir: str,
+    resume: str | None,
+    run_id: str | None,
+    init_dir: str | None = None,
+):
     bins = load_bins(bins_url)
     hooks = MlflowHooks(run_id) if run_id else Hooks()
     init = initial_state(init_dir, bins, model_cfg)
@@ -87,18 +95,61 @@ def run_training(shards: str, bins_url: str, model_cfg: ModelConfig, cfg: TrainC
 
 
 @task(cache_policy=NONE)
-def train_in_process(shards: str, bins_url: str, model_cfg: ModelConfig, cfg: TrainConfig, checkpoint_dir: str, resume: str | None, run_id: str, init_dir: str | None = None) -> tuple[ColorizerPackage, dict]:
+def train_in_process(
+    shards: str,
+    bins_url: str,
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    checkpoint_dir: str,
+    resume: str | None,
+    run_id: str,
+    init_dir: str | None = None,
+) -> tuple[ColorizerPackage, dict]:
     bins, result = run_training(shards, bins_url, model_cfg, cfg, checkpoint_dir, resume, run_id, init_dir)
-    stats = {"seconds": result.seconds, "data_wait": result.data_wait, "steps": result.steps, "best_step": result.best_step, **result.validation}
+    stats = {
+        "seconds": result.seconds,
+        "data_wait": result.data_wait,
+        "steps": result.steps,
+        "best_step": result.best_step,
+        **result.validation,
+    }
     return ColorizerPackage(result.model.cpu(), bins, DecodeConfig()), stats
 
 
 @task(cache_policy=NONE)
-def train_with_torchrun(shards: str, bins_url: str, model_cfg: ModelConfig, cfg: TrainConfig, checkpoint_dir: str, resume: str | None, run_id: str, nproc: int, init_dir: str | None = None) -> tuple[ColorizerPackage, dict]:
+def train_with_torchrun(
+    shards: str,
+    bins_url: str,
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    checkpoint_dir: str,
+    resume: str | None,
+    run_id: str,
+    nproc: int,
+    init_dir: str | None = None,
+) -> tuple[ColorizerPackage, dict]:
     """Data-parallel training in `nproc` processes (gloo on CPU, NCCL on GPUs); rank 0 logs and saves."""
     out = tempfile.mkdtemp(prefix="colorize-ddp-")
-    spec = {"shards": shards, "bins": bins_url, "model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(cfg), "checkpoint_dir": checkpoint_dir, "resume": resume, "init": init_dir, "out": out}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "tasks.train_entry", json.dumps(spec)]
+    spec = {
+        "shards": shards,
+        "bins": bins_url,
+        "model": dataclasses.asdict(model_cfg),
+        "train": dataclasses.asdict(cfg),
+        "checkpoint_dir": checkpoint_dir,
+        "resume": resume,
+        "init": init_dir,
+        "out": out,
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "tasks.train_entry",
+        json.dumps(spec),
+    ]
     get_run_logger().info("starting %s", " ".join(cmd[:6]))
     subprocess.run(cmd, check=True, env=dict(os.environ, MLFLOW_RUN_ID=run_id))
     with open(os.path.join(out, "stats.json")) as f:
@@ -121,11 +172,15 @@ def register(pkg: ColorizerPackage, stats: dict, run_id: str, model_name: str) -
         pkg.meta = dict(pkg.meta, name=model_name, run_id=run_id, validation={k: v for k, v in stats.items()})
         uri, version = log_package(pkg, model_name)
     get_run_logger().info("registered %s version %s (%s)", model_name, version, uri)
-    return {"run_id": run_id, "model_uri": uri, "name": model_name, "version": version, "registry_uri": f"models:/{model_name}/{version}", **stats}
+    return {
+        "run_id": run_id,
+        "model_uri": uri,
+        "name": model_name,
+        "version": version,
+        "registry_uri": f"models:/{model_name}/{version}",
+        **stats,
+    }
 
 
 def train_config_from_json(text: str) -> TrainConfig:
     return train_config_from_dict(json.loads(text))
-
-
-__all__ = ["save_package"]

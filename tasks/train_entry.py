@@ -13,8 +13,8 @@ from colorize_core.decoding import DecodeConfig
 from colorize_core.models import ModelConfig
 from colorize_core.package import ColorizerPackage, save_package
 from colorize_core.train import train_config_from_dict
-from tasks.train import run_training
 from tasks.tracking import configure_mlflow
+from tasks.train import run_training
 
 
 def main(spec: dict) -> None:
@@ -35,7 +35,16 @@ def main(spec: dict) -> None:
     if rank == 0:
         save_package(os.path.join(out, "package"), ColorizerPackage(result.model.cpu(), bins, DecodeConfig()))
         with open(os.path.join(out, "stats.json"), "w") as f:
-            json.dump({"seconds": result.seconds, "data_wait": result.data_wait, "steps": result.steps, "best_step": result.best_step, **result.validation}, f)
+            json.dump(
+                {
+                    "seconds": result.seconds,
+                    "data_wait": result.data_wait,
+                    "steps": result.steps,
+                    "best_step": result.best_step,
+                    **result.validation,
+                },
+                f,
+            )
     dist.barrier()
     dist.destroy_process_group()
 

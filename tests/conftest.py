@@ -54,7 +54,10 @@ def photo_shards(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("photo_shards")
     cfg = PreprocessConfig(size=128)
-    rows = [make_row(data, name, cfg, split="val" if name in ("astronaut.png", "grace_hopper.jpg") else "train") for name, data in real_photo_bytes().items()]
+    rows = [
+        make_row(data, name, cfg, split="val" if name in ("astronaut.png", "grace_hopper.jpg") else "train")
+        for name, data in real_photo_bytes().items()
+    ]
     for i in range(2):
         pq.write_table(rows_to_table(rows[i::2]), root / f"part-{i}.parquet")
     hist = ABHistogram()

@@ -2,7 +2,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from colorize_core.models import ARCHS, Colorizer, DiscriminatorConfig, ModelConfig, PatchDiscriminator, check_reference_checkpoint, parameter_count
+from colorize_core.models import (
+    ARCHS,
+    Colorizer,
+    DiscriminatorConfig,
+    ModelConfig,
+    PatchDiscriminator,
+    check_reference_checkpoint,
+    parameter_count,
+)
 
 # The released ECCV16 checkpoint's layout, written out as data: block -> convolutions
 # (index in the block, in, out, stride, dilation) and the index of its BatchNorm.

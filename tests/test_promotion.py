@@ -1,7 +1,6 @@
 """Evaluation against baselines and the promotion gate, on the real registry (SQLite)."""
 
 import mlflow
-import pytest
 import torch
 from mlflow import MlflowClient
 
@@ -13,7 +12,10 @@ from tasks.tracking import configure_mlflow
 
 
 def figures(auc_rb, auc=0.9, psnr=22.0, dc=-10.0, gray_rb=0.78):
-    return {PRIMARY: {"auc_rebalanced": auc_rb, "auc": auc, "psnr": psnr, "delta_colourfulness": dc}, "baseline/gray": {"auc_rebalanced": gray_rb}}
+    return {
+        PRIMARY: {"auc_rebalanced": auc_rb, "auc": auc, "psnr": psnr, "delta_colourfulness": dc},
+        "baseline/gray": {"auc_rebalanced": gray_rb},
+    }
 
 
 def test_gate_rules():

@@ -49,7 +49,7 @@ def collection(tmp_path_factory):
     gray_of("grace_hopper.jpg").save(src / "portraits" / "hopper.jpg", quality=92)
     gray_of("chelsea.png").save(src / "cat.png")
     Image.open(io.BytesIO(real_photo_bytes()["coffee.png"])).convert("RGBA").save(src / "coffee_rgba.png")
-    g16 = (np.asarray(gray_of("astronaut.png")).astype(np.uint16) * 257)
+    g16 = np.asarray(gray_of("astronaut.png")).astype(np.uint16) * 257
     Image.fromarray(g16).save(src / "astronaut16.png")
     tifffile.imwrite(src / "astronaut16.tif", g16, photometric="minisblack")
     Image.open(io.BytesIO(real_photo_bytes()["rocket.jpg"])).convert("RGB").save(src / "rocket.webp", quality=90)
@@ -170,7 +170,13 @@ def test_kill_and_rerun_ends_with_each_input_done_exactly_once(package, tmp_path
             img.rotate(90 * i, expand=True).save(src / f"{i}-{n.split('.')[0]}.png")
     total = len(list(src.iterdir()))
     cmd = [sys.executable, "-m", "flows.cli", "restore", str(src), str(dest), "--model", package, "--batch-size", "1", "--workers", "1"]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, PREFECT_HOME=str(tmp_path / "ph")))
+    proc = subprocess.Popen(
+        cmd,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ, PREFECT_HOME=str(tmp_path / "ph")),
+    )
     deadline = time.time() + 240
     while time.time() < deadline and len(list((dest / "testmodel-v1").glob("*.png"))) < 3:
         time.sleep(0.2)

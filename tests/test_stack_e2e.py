@@ -48,7 +48,9 @@ def stack(tmp_path_factory):
 
 def test_pipeline_promotion_and_scheduled_restoration(stack):
     state, env, pids = stack
-    fs = s3fs.S3FileSystem(key=env["AWS_ACCESS_KEY_ID"], secret=env["AWS_SECRET_ACCESS_KEY"], client_kwargs={"endpoint_url": env["COLORIZE_S3_ENDPOINT"]})
+    fs = s3fs.S3FileSystem(
+        key=env["AWS_ACCESS_KEY_ID"], secret=env["AWS_SECRET_ACCESS_KEY"], client_kwargs={"endpoint_url": env["COLORIZE_S3_ENDPOINT"]}
+    )
     photos = real_photo_bytes()
     for name, data in photos.items():
         split = "val" if name in ("astronaut.png", "grace_hopper.jpg") else "train"
@@ -74,7 +76,19 @@ def test_pipeline_promotion_and_scheduled_restoration(stack):
         buf = io.BytesIO()
         Image.open(io.BytesIO(photos[name])).convert("L").save(buf, "JPEG", quality=90)
         fs.pipe(f"archive/incoming/{name}", buf.getvalue())
-    run([str(BIN / "prefect"), "deployment", "run", "restore/archive-restoration", "--param", "source=s3://archive/incoming", "--param", "dest=s3://archive/restored"], env)
+    run(
+        [
+            str(BIN / "prefect"),
+            "deployment",
+            "run",
+            "restore/archive-restoration",
+            "--param",
+            "source=s3://archive/incoming",
+            "--param",
+            "dest=s3://archive/restored",
+        ],
+        env,
+    )
     run([str(BIN / "prefect"), "worker", "start", "--pool", "colorize-process", "--run-once"], env)
     prefix = f"archive/restored/colorizer-v{champion.version}"
     assert sorted(p.rsplit("/", 1)[-1] for p in fs.find(prefix)) == ["china.jpg", "grace_hopper.jpg"]

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 import torch
 
 from colorize_core.bins import BinSet
@@ -70,7 +69,12 @@ def test_gan_schedule_and_switch(photo_shards, tmp_path):
     assert phases[3:6] == [{"loss_d"}] * 3
     assert phases[6:] == [{"loss_d", "loss_ce", "loss_adv", "loss"}] * 3
     off = Recorder()
-    _run(photo_shards, tmp_path / "off", TrainConfig(steps=3, batch_size=3, val_every=1000, checkpoint_every=1000, loader_workers=0, augment=AUG, gan=GANConfig(weight=0.0)), hooks=off)
+    _run(
+        photo_shards,
+        tmp_path / "off",
+        TrainConfig(steps=3, batch_size=3, val_every=1000, checkpoint_every=1000, loader_workers=0, augment=AUG, gan=GANConfig(weight=0.0)),
+        hooks=off,
+    )
     assert len(off.values) == 3 and all("loss_d" not in v for _, v in off.values)
 
 
@@ -90,9 +94,22 @@ def test_ddp_two_processes_keep_identical_weights(photo_shards, tmp_path):
     cfg = TrainConfig(steps=3, batch_size=2, val_every=1000, checkpoint_every=1000, loader_workers=0, augment=AUG)
     import dataclasses
 
-    spec = {"shards": str(photo_shards), "bins": str(photo_shards / "bins.npz"), "model": {"arch": "tiny", "q": 313}, "train": dataclasses.asdict(cfg), "checkpoint_dir": str(tmp_path / "ck"), "resume": None, "out": str(out)}
+    spec = {
+        "shards": str(photo_shards),
+        "bins": str(photo_shards / "bins.npz"),
+        "model": {"arch": "tiny", "q": 313},
+        "train": dataclasses.asdict(cfg),
+        "checkpoint_dir": str(tmp_path / "ck"),
+        "resume": None,
+        "out": str(out),
+    }
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "tasks.train_entry", json.dumps(spec)], check=True, env=env, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "tasks.train_entry", json.dumps(spec)],
+        check=True,
+        env=env,
+        timeout=300,
+    )
     w0 = torch.load(out / "rank0.pt", weights_only=True)
     w1 = torch.load(out / "rank1.pt", weights_only=True)
     assert w0.keys() == w1.keys()
@@ -108,7 +125,18 @@ def test_train_flow_registers_a_model_that_loads_and_colorizes(photo_shards, mlf
     from flows.train import train_flow
     from tasks.registry import load_colorizer
 
-    result = train_flow(str(photo_shards), str(photo_shards / "bins.npz"), arch="tiny", steps=4, batch_size=3, crop=96, val_every=4, val_images=2, checkpoint_every=4, loader_workers=0)
+    result = train_flow(
+        str(photo_shards),
+        str(photo_shards / "bins.npz"),
+        arch="tiny",
+        steps=4,
+        batch_size=3,
+        crop=96,
+        val_every=4,
+        val_images=2,
+        checkpoint_every=4,
+        loader_workers=0,
+    )
     assert result["version"] == "1" and result["registry_uri"] == "models:/colorizer/1"
     run = mlflow.MlflowClient().get_run(result["run_id"])
     assert run.data.params["train.steps"] == "4" and run.data.params["model.arch"] == "tiny"

@@ -36,7 +36,11 @@ DEBIAN = {
     "plasma-workspace-wallpapers": "LGPL-3 / GPL-2+",
 }
 GCOMPRIS_ACTIVITIES = [
-    "categorization", "explore_monuments", "erase", "explore_world_animals", "explore_farm_animals",
+    "categorization",
+    "explore_monuments",
+    "erase",
+    "explore_world_animals",
+    "explore_farm_animals",
     "explore_world_music",
 ]  # fmt: skip (louis-braille and details are mostly drawings and paintings)
 EXCLUDE_SUBJECTS = {"alphabets"}  # drawings among the categorization photos
@@ -91,20 +95,38 @@ def debian_candidates(debs: Path) -> list[Candidate]:
         blob = edj.read_bytes()
         start = blob.find(b"\xff\xd8\xff")
         if start >= 0:
-            out.append(Candidate(blob[start:], "enlightenment-data", str(edj.relative_to(root)), DEBIAN["enlightenment-data"], subject_of(edj.stem)))
+            out.append(
+                Candidate(
+                    blob[start:], "enlightenment-data", str(edj.relative_to(root)), DEBIAN["enlightenment-data"], subject_of(edj.stem)
+                )
+            )
     root = fetch_deb("lomiri-wallpapers-16.04", debs)
     for p in sorted((root / "usr/share/backgrounds").glob("*_by_*.jpg")):
-        out.append(Candidate(p.read_bytes(), "lomiri-wallpapers-16.04", str(p.relative_to(root)), DEBIAN["lomiri-wallpapers-16.04"], subject_of(p.stem)))
+        out.append(
+            Candidate(
+                p.read_bytes(), "lomiri-wallpapers-16.04", str(p.relative_to(root)), DEBIAN["lomiri-wallpapers-16.04"], subject_of(p.stem)
+            )
+        )
     root = fetch_deb("lxqt-themes", debs)
     for p in sorted((root / "usr/share/lxqt/wallpapers").glob("*")):
-        if p.suffix in (".jpg", ".png") and not any(w in p.stem for w in ("logo", "origami", "triangles", "waves", "simple", "plasma", "beam")):
+        if p.suffix in (".jpg", ".png") and not any(
+            w in p.stem for w in ("logo", "origami", "triangles", "waves", "simple", "plasma", "beam")
+        ):
             out.append(Candidate(p.read_bytes(), "lxqt-themes", str(p.relative_to(root)), DEBIAN["lxqt-themes"], subject_of(p.stem)))
     root = fetch_deb("plasma-workspace-wallpapers", debs)
     for name in PLASMA_PHOTOS:
         imgs = sorted((root / f"usr/share/wallpapers/{name}/contents/images").glob("*.*"), key=lambda q: q.stat().st_size)
         if imgs:
             p = imgs[-1]
-            out.append(Candidate(p.read_bytes(), "plasma-workspace-wallpapers", str(p.relative_to(root)), DEBIAN["plasma-workspace-wallpapers"], name.lower()))
+            out.append(
+                Candidate(
+                    p.read_bytes(),
+                    "plasma-workspace-wallpapers",
+                    str(p.relative_to(root)),
+                    DEBIAN["plasma-workspace-wallpapers"],
+                    name.lower(),
+                )
+            )
     return out
 
 
@@ -116,11 +138,21 @@ def wheel_candidates() -> list[Candidate]:
     out = []
     sk = Path(sklearn.__file__).parent / "datasets" / "images"
     for name in ("china.jpg", "flower.jpg"):
-        out.append(Candidate((sk / name).read_bytes(), "scikit-learn (wheel)", f"sklearn/datasets/images/{name}", "CC-BY-2.0", Path(name).stem))
+        out.append(
+            Candidate((sk / name).read_bytes(), "scikit-learn (wheel)", f"sklearn/datasets/images/{name}", "CC-BY-2.0", Path(name).stem)
+        )
     ski = Path(skimage.__file__).parent / "data"
     for name in ("astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "rocket.jpg"):
         if (ski / name).exists():
-            out.append(Candidate((ski / name).read_bytes(), "scikit-image (wheel)", f"skimage/data/{name}", "public domain / CC0", subject_of(Path(name).stem)))
+            out.append(
+                Candidate(
+                    (ski / name).read_bytes(),
+                    "scikit-image (wheel)",
+                    f"skimage/data/{name}",
+                    "public domain / CC0",
+                    subject_of(Path(name).stem),
+                )
+            )
     gh = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
     out.append(Candidate(gh.read_bytes(), "matplotlib (wheel)", "mpl-data/sample_data/grace_hopper.jpg", "public domain", "grace_hopper"))
     return out
@@ -173,7 +205,9 @@ def main() -> None:
         name = re.sub(r"[^A-Za-z0-9]+", "_", f"{c.package.split()[0]}_{Path(c.path.split(':')[-1]).stem}")[:80]
         name = f"{name}_{hashlib.sha256(c.data).hexdigest()[:8]}.jpg"
         out.save(args.out / split / name, "JPEG", quality=92)
-        rows.append({"file": f"{split}/{name}", "package": c.package, "path": c.path, "licence": c.licence, "subject": c.subject, "split": split})
+        rows.append(
+            {"file": f"{split}/{name}", "package": c.package, "path": c.path, "licence": c.licence, "subject": c.subject, "split": split}
+        )
     with open(args.out / "MANIFEST.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
@@ -181,7 +215,9 @@ def main() -> None:
     with open(args.out / "DROPPED.csv", "w", newline="") as f:
         csv.writer(f).writerows([("path", "reason"), *dropped])
     n_val = sum(r["split"] == "val" for r in rows)
-    print(f"kept {len(rows)} photos ({len(rows) - n_val} train, {n_val} val), dropped {len(dropped)}; manifest at {args.out / 'MANIFEST.csv'}")
+    print(
+        f"kept {len(rows)} photos ({len(rows) - n_val} train, {n_val} val), dropped {len(dropped)}; manifest at {args.out / 'MANIFEST.csv'}"
+    )
 
 
 if __name__ == "__main__":
