@@ -207,3 +207,21 @@ def test_s3_to_s3(s3, package, prefect_harness):
     assert Image.open(io.BytesIO(out)).size == gray_of("china.jpg").size
     assert fs.glob(f"{s3.bucket}/restored/_manifests/*.parquet")
     assert not [p for p in fs.find(f"{s3.bucket}/restored") if "/_tmp-" in p]
+
+
+def test_icc_profile_and_exif_are_kept():
+    from PIL import ImageCms
+
+    from colorize_core.imageio import decode_image
+    from colorize_core.restore import RestoreConfig, encode_output, provenance
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x013B] = "Museum photographer"  # Artist
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(real_photo_bytes()["china.jpg"])).save(buf, "JPEG", icc_profile=icc, exif=exif.tobytes())
+    img = decode_image(buf.getvalue(), "china.jpg")
+    out = Image.open(io.BytesIO(encode_output(img.rgb8(), img, provenance("m", "1", RestoreConfig()))))
+    assert out.info.get("icc_profile") == icc
+    assert out.getexif()[0x013B] == "Museum photographer"
+    assert "Automatically colorized" in out.getexif()[0x010E]
