@@ -8,7 +8,12 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+# the reference release's files as shipped in the package; their sha256 are checked in test_bins
+REFERENCE = Path(__file__).resolve().parents[1] / "colorize_core" / "reference"
+REFERENCE_SHA256 = {
+    "pts_in_hull.npy": "b5dec01315c34f43f1c8c089e84c45ae35d1838d8e77ed0e7ca930f79ffa450e",
+    "prior_probs.npy": "11b176270fc45dbb6b478e17028ba196be43e7b2909ecff12a97ec15f626c4a5",
+}
 
 
 @pytest.fixture(scope="session")

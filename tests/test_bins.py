@@ -6,16 +6,16 @@ import pytest
 from colorize_core.bins import BinConfig, BinSet, canonical_bins, grid_bins_from_histogram, kmeans_bins
 from colorize_core.color import rgb_to_lab
 from colorize_core.rebalance import ABHistogram
-from tests.conftest import REFERENCE
+from tests.conftest import REFERENCE, REFERENCE_SHA256
 
 
 def test_canonical_bins_are_the_reference_file():
-    ref = np.load(REFERENCE / "pts_in_hull.npy")
+    for name, digest in REFERENCE_SHA256.items():  # the files of the reference release, unaltered
+        assert hashlib.sha256((REFERENCE / name).read_bytes()).hexdigest() == digest
     bins = canonical_bins()
     assert bins.q == 313
-    np.testing.assert_array_equal(bins.centres, ref)
-    shipped = open(__import__("colorize_core.reference", fromlist=["x"]).__path__[0] + "/pts_in_hull.npy", "rb").read()
-    assert hashlib.sha256(shipped).hexdigest() == "b5dec01315c34f43f1c8c089e84c45ae35d1838d8e77ed0e7ca930f79ffa450e"
+    np.testing.assert_array_equal(bins.centres, np.load(REFERENCE / "pts_in_hull.npy"))
+    np.testing.assert_array_equal(bins.prior, np.load(REFERENCE / "prior_probs.npy"))
 
 
 def test_save_load_round_trip_without_pickle(tmp_path):
