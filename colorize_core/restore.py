@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .color import gray_to_l, lab_to_rgb_torch, rgb_to_lab
+from .color import gray_to_l, linear_to_srgb, rgb_to_lab
 from .decoding import DecodeConfig, decode, entropy
 from .imageio import DecodedImage
 from .inference import autocast
@@ -31,7 +31,7 @@ class RestoreConfig:
     temperature: float = 0.38
     top_k: int = 5
     size: int = 256  # the network's working size
-    strip_rows: int = 512  # full-resolution rows joined per step (bounds memory)
+    strip_rows: int = 64  # full-resolution rows joined per step (bounds memory, stays in cache)
     uncertainty: bool = False  # also write the entropy of the predicted distribution as a grey map
     uncertainty_max_side: int = 2048  # the map is a guide, not an archival master
 
@@ -65,33 +65,40 @@ def bilinear_matrix(out_size: int, in_size: int) -> torch.Tensor:
     return m.float()
 
 
-def _fit_gamut(L: torch.Tensor, ab: torch.Tensor, iters: int = 8) -> torch.Tensor:
-    """Scales the chroma of out-of-gamut pixels down (bisection) so that sRGB holds them at their L."""
-    lab = torch.stack([L, ab[0], ab[1]], dim=-1)  # (h, W, 3)
-    raw = _lab_to_linear_rgb(lab)
-    out = ((raw < -1e-4) | (raw > 1 + 1e-4)).any(-1)
-    if not out.any():
-        return ab
-    Lo, abo = L[out], ab[:, out]  # (n,), (2, n)
-    lo, hi = torch.zeros_like(Lo), torch.ones_like(Lo)
-    for _ in range(iters):
-        mid = (lo + hi) / 2
-        rgb = _lab_to_linear_rgb(torch.stack([Lo, abo[0] * mid, abo[1] * mid], -1))
-        ok = ((rgb >= -1e-4) & (rgb <= 1 + 1e-4)).all(-1)
-        lo, hi = torch.where(ok, mid, lo), torch.where(ok, hi, mid)
-    ab = ab.clone()
-    ab[:, out] = abo * lo
-    return ab
-
-
-def _lab_to_linear_rgb(lab: torch.Tensor) -> torch.Tensor:
+def _finv(f: torch.Tensor) -> torch.Tensor:
     from . import constants as C
+
+    return torch.where(f > C.LAB_INV_THRESHOLD, f * f * f, (f - C.LAB_OFFSET) / C.LAB_KAPPA_SLOPE)
+
+
+def _lab_to_srgb_in_gamut(L: torch.Tensor, ab: torch.Tensor, iters: int = 6) -> torch.Tensor:
+    """L (n,), ab (2, n) -> (n, 3) sRGB in [0, 1] with L kept exactly: colours outside sRGB have
+    their chroma scaled down (bisection on the few pixels concerned) instead of RGB clipped."""
     from .color import _RGB_FROM_XYZ
 
-    fy = (lab[..., 0] + 16.0) / 116.0
-    f = torch.stack([fy + lab[..., 1] / 500.0, fy, fy - lab[..., 2] / 200.0], -1)
-    xyz = torch.where(f > C.LAB_INV_THRESHOLD, f.pow(3), (f - C.LAB_OFFSET) / C.LAB_KAPPA_SLOPE)
-    return xyz @ _RGB_FROM_XYZ.T
+    m = _RGB_FROM_XYZ  # normalised XYZ -> linear RGB, (3, 3)
+    fy = (L + 16.0) / 116.0
+    y = _finv(fy)  # (n,) Y does not depend on the chroma
+
+    def linear(scale_a: torch.Tensor, scale_b: torch.Tensor) -> torch.Tensor:
+        x, z = _finv(fy_sel + scale_a / 500.0), _finv(fy_sel - scale_b / 200.0)
+        return torch.stack([m[i, 0] * x + m[i, 1] * y_sel + m[i, 2] * z for i in range(3)], -1)  # (k, 3)
+
+    fy_sel, y_sel = fy, y
+    rgb = linear(ab[0], ab[1])  # (n, 3)
+    out = ((rgb < -1e-4) | (rgb > 1 + 1e-4)).any(-1)
+    if out.any():
+        idx = out.nonzero()[:, 0]
+        fy_sel, y_sel = fy[idx], y[idx]
+        a, b = ab[0, idx], ab[1, idx]
+        lo, hi = torch.zeros_like(a), torch.ones_like(a)
+        for _ in range(iters):
+            mid = (lo + hi) / 2
+            t = linear(a * mid, b * mid)
+            ok = ((t >= -1e-4) & (t <= 1 + 1e-4)).all(-1)
+            lo, hi = torch.where(ok, mid, lo), torch.where(ok, hi, mid)
+        rgb[idx] = linear(a * lo, b * lo)
+    return linear_to_srgb(rgb.clamp_(0.0, 1.0))
 
 
 @torch.no_grad()
@@ -111,7 +118,7 @@ def _l_strip(img: DecodedImage, r0: int, r1: int) -> np.ndarray:
     return rgb_to_lab(px if img.bit_depth == 8 else px.astype(np.float32) / 65535.0)[..., 0]
 
 
-def join_full_resolution(img: DecodedImage, ab_small: torch.Tensor, strip_rows: int = 512) -> np.ndarray:
+def join_full_resolution(img: DecodedImage, ab_small: torch.Tensor, strip_rows: int = 64) -> np.ndarray:
     """The original's L + low-resolution ab (2, h, w) -> (H, W, 3) sRGB of the original's depth.
 
     Works strip by strip: L is computed from the original pixels of each strip and never held for
@@ -124,9 +131,9 @@ def join_full_resolution(img: DecodedImage, ab_small: torch.Tensor, strip_rows: 
     out = np.empty((H, W, 3), dtype)
     for r in range(0, H, strip_rows):
         L = torch.from_numpy(_l_strip(img, r, r + strip_rows))  # (rows, W)
-        ab = _fit_gamut(L, torch.einsum("Yh,chX->cYX", my[r : r + strip_rows], cols))  # (2, rows, W)
-        rgb = lab_to_rgb_torch(torch.stack([L, ab[0], ab[1]], -1))  # (rows, W, 3) in [0, 1]
-        out[r : r + strip_rows] = (rgb * scale).round_().numpy().astype(dtype)
+        ab = torch.einsum("Yh,chX->cYX", my[r : r + strip_rows], cols)  # (2, rows, W)
+        rgb = _lab_to_srgb_in_gamut(L.reshape(-1), ab.reshape(2, -1))  # (rows * W, 3) in [0, 1]
+        out[r : r + strip_rows] = (rgb * scale).round_().numpy().astype(dtype).reshape(L.shape[0], W, 3)
     return out
 
 
