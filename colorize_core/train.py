@@ -101,6 +101,10 @@ class TrainResult:
     seconds: float = 0.0
     data_wait: float = 0.0  # fraction of step time spent waiting for the loader
 
+    def stats(self) -> dict[str, float]:
+        """What a run reports: timing, steps and the validation figures of the returned model."""
+        return {"seconds": self.seconds, "data_wait": self.data_wait, "steps": self.steps, "best_step": self.best_step, **self.validation}
+
 
 def _distributed() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():

@@ -106,14 +106,7 @@ def train_in_process(
     init_dir: str | None = None,
 ) -> tuple[ColorizerPackage, dict]:
     bins, result = run_training(shards, bins_url, model_cfg, cfg, checkpoint_dir, resume, run_id, init_dir)
-    stats = {
-        "seconds": result.seconds,
-        "data_wait": result.data_wait,
-        "steps": result.steps,
-        "best_step": result.best_step,
-        **result.validation,
-    }
-    return ColorizerPackage(result.model.cpu(), bins, DecodeConfig()), stats
+    return ColorizerPackage(result.model.cpu(), bins, DecodeConfig()), result.stats()
 
 
 @task(cache_policy=NONE)

@@ -35,16 +35,7 @@ def main(spec: dict) -> None:
     if rank == 0:
         save_package(os.path.join(out, "package"), ColorizerPackage(result.model.cpu(), bins, DecodeConfig()))
         with open(os.path.join(out, "stats.json"), "w") as f:
-            json.dump(
-                {
-                    "seconds": result.seconds,
-                    "data_wait": result.data_wait,
-                    "steps": result.steps,
-                    "best_step": result.best_step,
-                    **result.validation,
-                },
-                f,
-            )
+            json.dump(result.stats(), f)
     dist.barrier()
     dist.destroy_process_group()
 
