@@ -262,7 +262,13 @@ def train(
             logits = ddp_model(L) if phase != "discriminator" else None
         if phase in ("discriminator", "joint"):
             with torch.no_grad(), autocast(device, bf16):
-                fake_ab = annealed_mean(model(L).float() if logits is None else logits.detach().float(), centres, cfg.gan.temperature)
+                if logits is None:  # discriminator phase: the frozen generator, its BatchNorm statistics untouched
+                    model.eval()
+                    fake_logits = model(L).float()
+                    model.train()
+                else:
+                    fake_logits = logits.detach().float()
+                fake_ab = annealed_mean(fake_logits, centres, cfg.gan.temperature)
             real_ab = F.avg_pool2d(ab.to(device).float(), 4)
             L_small = F.avg_pool2d(L, 4)
             with autocast(device, bf16):
