@@ -15,6 +15,7 @@ from importlib import resources
 import numpy as np
 
 from .constants import AB_RANGE
+from .rebalance import RebalanceConfig, rebalancing_weights
 
 FORMAT_VERSION = 1
 
@@ -104,8 +105,6 @@ def _package_array(name: str) -> np.ndarray:
 
 def canonical_bins(with_reference_prior: bool = True) -> BinSet:
     """The 313 in-gamut grid-10 bins of the reference release, optionally with its ImageNet prior."""
-    from .rebalance import RebalanceConfig, rebalancing_weights
-
     centres = _package_array("pts_in_hull.npy").astype(np.float32)
     if not with_reference_prior:
         return BinSet(centres=centres, kind="canonical", params={"source": "pts_in_hull.npy"})

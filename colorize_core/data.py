@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import IterableDataset, get_worker_info
 
+from .degrade import DegradeConfig, degrade
 from .shards import check_schema, decode_lab
 
 
@@ -25,6 +26,7 @@ class AugmentConfig:
     scale_max: float = 1.25
     flip: bool = True
     shuffle_buffer: int = 256  # examples held for shuffling
+    degrade: DegradeConfig = DegradeConfig()  # archival-scan degradations of L (the ab target is untouched)
 
 
 def read_rows(url: str, open_file: Callable[[str], BinaryIO], split: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -51,7 +53,10 @@ def augment(L: np.ndarray, ab: np.ndarray, cfg: AugmentConfig, rng: random.Rando
     x = x[:, top : top + cfg.crop, left : left + cfg.crop]
     if cfg.flip and rng.random() < 0.5:
         x = x.flip(-1)
-    return x[:1].contiguous(), x[1:].round().clamp(-128, 127).to(torch.int8)
+    L_out = x[:1].contiguous()
+    if cfg.degrade.p > 0:
+        L_out = degrade(L_out[0], rng, cfg.degrade)[0][None]
+    return L_out, x[1:].round().clamp(-128, 127).to(torch.int8)
 
 
 class ShardStream(IterableDataset):

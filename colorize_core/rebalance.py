@@ -7,12 +7,15 @@ so partial histograms from many workers merge by addition and any bin set can be
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from .bins import BinSet
 from .constants import AB_RANGE
+
+if TYPE_CHECKING:  # bins imports this module: the bin set is only a type here
+    from .bins import BinSet
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,12 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from .bins import BinSet
+from .config import from_dict
 from .data import AugmentConfig, ShardStream, load_split
 from .decoding import DecodeConfig, annealed_mean
 from .encoding import EncodingConfig, SoftEncoder
 from .evaluation import Evaluator
-from .inference import autocast, decode_to_size
+from .inference import PRECISIONS, autocast, bf16_pays, decode_to_size
 from .losses import adversarial_loss, rebalanced_cross_entropy
 from .models import Colorizer, DiscriminatorConfig, ModelConfig, PatchDiscriminator
 
@@ -55,7 +56,7 @@ class TrainConfig:
     checkpoint_every: int = 200
     select_metric: str = "auc_rebalanced"  # the model returned is the best validation by this
     loader_workers: int = 1  # 0 loads in the training process
-    bf16: bool = False  # autocast matmuls to bfloat16 (CUDA: always when available)
+    precision: str = "auto"  # auto (bfloat16 where measured faster, see inference.bf16_pays) | float32 | bfloat16
     augment: AugmentConfig = AugmentConfig()
     encoding: EncodingConfig = EncodingConfig()
     gan: GANConfig = GANConfig()
@@ -72,14 +73,7 @@ class TrainConfig:
 
 def train_config_from_dict(d: dict) -> TrainConfig:
     """Inverse of `dataclasses.asdict` for TrainConfig (checkpoints and MLflow keep it as JSON)."""
-    gan = dict(d.get("gan", {}))
-    gan["disc"] = DiscriminatorConfig(**gan.get("disc", {}))
-    return TrainConfig(
-        **{k: v for k, v in d.items() if k not in ("augment", "encoding", "gan")},
-        augment=AugmentConfig(**d.get("augment", {})),
-        encoding=EncodingConfig(**d.get("encoding", {})),
-        gan=GANConfig(**gan),
-    )
+    return from_dict(TrainConfig, d)
 
 
 class Hooks:
@@ -100,10 +94,18 @@ class TrainResult:
     validation: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     data_wait: float = 0.0  # fraction of step time spent waiting for the loader
+    precision: str = "float32"  # what the loop ran in (chosen by measurement under precision=auto)
 
-    def stats(self) -> dict[str, float]:
-        """What a run reports: timing, steps and the validation figures of the returned model."""
-        return {"seconds": self.seconds, "data_wait": self.data_wait, "steps": self.steps, "best_step": self.best_step, **self.validation}
+    def stats(self) -> dict[str, float | str]:
+        """What a run reports: timing, steps, precision and the validation figures of the returned model."""
+        return {
+            "seconds": self.seconds,
+            "data_wait": self.data_wait,
+            "steps": self.steps,
+            "best_step": self.best_step,
+            "precision": self.precision,
+            **self.validation,
+        }
 
 
 def _distributed() -> tuple[int, int]:
@@ -219,6 +221,8 @@ def train(
         step = int(state["step"])
         position = [tuple(p) for p in state["position"].tolist()]
         torch.set_rng_state(state["rng"])
+        if cfg.precision == "auto":  # the precision the run measured at its start: a resumed run replays it exactly
+            cfg = dataclasses.replace(cfg, precision=state["train_config"].get("precision", "float32"))
     ddp_model = model
     if world > 1:
         ddp_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -237,7 +241,8 @@ def train(
         prefetch_factor=4 if cfg.loader_workers else None,
     )
     val_L, val_ab = load_split(shard_urls, open_file, "val", cfg.val_images) if rank == 0 else (None, None)
-    bf16 = cfg.bf16 or device.type == "cuda"
+    bf16, precision = _precision(model, cfg, device)
+    cfg = dataclasses.replace(cfg, precision=precision["precision"])  # checkpoints record what was chosen
     os.makedirs(checkpoint_dir, exist_ok=True)
 
     model.train()
@@ -319,8 +324,24 @@ def train(
         model.load_state_dict(best[2])
         best_step, last_val = best[1], best[3]
     return TrainResult(
-        model=model, steps=step, best_step=best_step, validation=last_val, seconds=seconds, data_wait=waited / max(seconds, 1e-9)
+        model=model,
+        steps=step,
+        best_step=best_step,
+        validation=last_val,
+        seconds=seconds,
+        data_wait=waited / max(seconds, 1e-9),
+        precision=precision["precision"],
     )
+
+
+def _precision(model: Colorizer, cfg: TrainConfig, device: torch.device) -> tuple[bool, dict]:
+    if cfg.precision not in PRECISIONS:
+        raise ValueError(f"precision {cfg.precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if cfg.precision != "auto":
+        return cfg.precision == "bfloat16", {"precision": cfg.precision, "measured": False}
+    g = torch.Generator().manual_seed(0)  # not the global generator: an exact resume must not see this draw
+    example = (torch.rand(cfg.batch_size, 1, cfg.augment.crop, cfg.augment.crop, generator=g) * 100).to(device)
+    return bf16_pays(model, example, train=True)
 
 
 def _gather_position(mine: tuple[int, int], world: int) -> list[tuple[int, int]]:

@@ -82,25 +82,17 @@ def bins(
     )
 
 
-@app.command()
+@app.command(
+    epilog="Every training setting is a field of TrainConfig, set with --set KEY=VALUE (repeatable) or a JSON --config; "
+    "run `colorize train-settings` for the list with defaults."
+)
 def train(
     shards: str = typer.Argument(...),
     bins: str = typer.Option(..., help="bin set from `colorize bins`"),
     arch: str = typer.Option("small", help="eccv16 | small | tiny"),
-    steps: int = typer.Option(1000, help="generator steps (phase 1)"),
-    epochs: Optional[float] = typer.Option(None, help="instead of --steps: passes over the training rows"),
-    batch_size: int = typer.Option(16),
-    lr: float = typer.Option(3e-4),
-    crop: int = typer.Option(176),
-    gan_weight: float = typer.Option(0.0, help="adversarial weight; 0 switches the GAN off"),
-    disc_steps: int = typer.Option(100),
-    joint_steps: int = typer.Option(200),
-    val_every: int = typer.Option(200),
-    val_images: int = typer.Option(32),
-    checkpoint_every: int = typer.Option(200),
-    loader_workers: int = typer.Option(1),
-    bf16: bool = typer.Option(False, help="bfloat16 autocast on CPU (always on CUDA)"),
-    seed: int = typer.Option(0),
+    config: Optional[str] = typer.Option(None, help="JSON file of TrainConfig fields (nested sections as objects)"),
+    set_: list[str] = typer.Option([], "--set", help="KEY=VALUE on TrainConfig, e.g. steps=8000, augment.crop=176, gan.weight=0.01"),
+    epochs: Optional[float] = typer.Option(None, help="instead of steps: passes over the training rows"),
     model_name: str = typer.Option("colorizer", help="registered model name"),
     checkpoint_dir: Optional[str] = typer.Option(None),
     resume: Optional[str] = typer.Option(None, help="checkpoint to continue from, exactly"),
@@ -109,40 +101,36 @@ def train(
     storage_options: Optional[str] = typer.Option(None),
 ) -> None:
     """Train a colorizer, track it in MLflow and register it."""
+    from colorize_core.models import ModelConfig
     from flows.train import train_flow
+    from tasks.train import train_config
 
     _storage(storage_options)
-    if epochs is not None:
-        from colorize_core.train import steps_for_epochs
-        from tasks.preprocess import committed_shards, read_shard_table
-
-        rows = sum(sum(s == "train" for s in read_shard_table(u, ["split"]).column("split").to_pylist()) for u in committed_shards(shards))
-        steps = steps_for_epochs(epochs, rows, batch_size, nproc)
+    cfg = _checked(lambda: train_config(config, set_, epochs, shards, nproc))
+    model = _checked(lambda: ModelConfig(arch=arch))
     _show(
         train_flow(
-            shards,
-            bins,
-            arch=arch,
-            steps=steps,
-            batch_size=batch_size,
-            lr=lr,
-            crop=crop,
-            gan_weight=gan_weight,
-            disc_steps=disc_steps,
-            joint_steps=joint_steps,
-            val_every=val_every,
-            val_images=val_images,
-            checkpoint_every=checkpoint_every,
-            loader_workers=loader_workers,
-            bf16=bf16,
-            seed=seed,
-            model_name=model_name,
-            checkpoint_dir=checkpoint_dir,
-            resume=resume,
-            init_model=init_model,
-            nproc=nproc,
-        )  # fmt: skip
+            shards, bins, model, cfg, model_name=model_name, checkpoint_dir=checkpoint_dir, resume=resume, init_model=init_model, nproc=nproc
+        )
     )
+
+
+@app.command("train-settings")
+def train_settings() -> None:
+    """Every TrainConfig field with its default, as `colorize train --set` takes it."""
+    from colorize_core.config import describe
+    from colorize_core.train import TrainConfig
+
+    typer.echo("\n".join(describe(TrainConfig)))
+
+
+def _checked(make):
+    """A configuration error ends with one line and exit status 2."""
+    try:
+        return make()
+    except (ValueError, TypeError, OSError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
 
 
 SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples", "collection")
@@ -374,10 +362,8 @@ def pipeline(
     workdir: Optional[str] = typer.Option(None, help="where shards and bins go (default: <state>/pipeline)"),
     method: str = typer.Option("grid"),
     arch: str = typer.Option("small"),
-    steps: int = typer.Option(1000),
-    batch_size: int = typer.Option(16),
-    crop: int = typer.Option(176),
-    val_every: int = typer.Option(200),
+    config: Optional[str] = typer.Option(None, help="JSON file of TrainConfig fields"),
+    set_: list[str] = typer.Option([], "--set", help="KEY=VALUE on TrainConfig (see `colorize train-settings`)"),
     split_by_folder: bool = typer.Option(False),
     model_name: str = typer.Option("colorizer"),
     init_model: Optional[str] = typer.Option(None, help="fine-tune this model (URI or package folder; needs --method canonical)"),
@@ -385,20 +371,21 @@ def pipeline(
     storage_options: Optional[str] = typer.Option(None),
 ) -> None:
     """preprocess -> bins -> train -> evaluate -> promote, skipping steps whose outputs are current."""
+    from colorize_core.models import ModelConfig
     from flows.pipeline import pipeline_flow
+    from tasks.train import train_config
 
     _storage(storage_options)
+    cfg = _checked(lambda: train_config(config, set_, None, "", 1))
+    model = _checked(lambda: ModelConfig(arch=arch))
     _show(
         _guarded(
             pipeline_flow,
             source,
             workdir=workdir,
             method=method,
-            arch=arch,
-            steps=steps,
-            batch_size=batch_size,
-            crop=crop,
-            val_every=val_every,
+            model=model,
+            train=cfg,
             split_by_folder=split_by_folder,
             model_name=model_name,
             init_model=init_model,

@@ -6,6 +6,7 @@ registered version, the evaluation by tags on the version."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 
@@ -13,7 +14,9 @@ from mlflow import MlflowClient
 from prefect import flow, get_run_logger
 
 from colorize_core.bins import BinConfig
+from colorize_core.models import ModelConfig
 from colorize_core.rebalance import RebalanceConfig
+from colorize_core.train import TrainConfig
 from flows.bins import bins_flow
 from flows.evaluate import promote_flow
 from flows.preprocess import preprocess_flow
@@ -29,12 +32,8 @@ def pipeline_flow(
     source: str,
     workdir: str | None = None,
     method: str = "grid",
-    arch: str = "small",
-    steps: int = 1000,
-    batch_size: int = 16,
-    crop: int = 176,
-    gan_weight: float = 0.0,
-    val_every: int = 200,
+    model: ModelConfig = ModelConfig(),
+    train: TrainConfig = TrainConfig(),
     split_by_folder: bool = False,
     val_fraction: float = 0.1,
     model_name: str = "colorizer",
@@ -62,33 +61,14 @@ def pipeline_flow(
         report = bins_flow(shards, bins_out, method=method, dask_address=dask_address, n_workers=n_workers)
 
     configure_mlflow()
-    params = {
-        "bins": report["checksum"],
-        "arch": arch,
-        "steps": steps,
-        "batch_size": batch_size,
-        "crop": crop,
-        "gan_weight": gan_weight,
-        "init": init_model,
-    }
+    params = {"bins": report["checksum"], "model": dataclasses.asdict(model), "train": dataclasses.asdict(train), "init": init_model}
     train_key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
     version = _version_with_tag(model_name, "pipeline.train_key", train_key)
     if version:
         skipped.append("train")
         log.info("train: skipped, %s v%s was trained from the same inputs", model_name, version)
     else:
-        trained = train_flow(
-            shards,
-            bins_out,
-            arch=arch,
-            steps=steps,
-            batch_size=batch_size,
-            crop=crop,
-            gan_weight=gan_weight,
-            val_every=val_every,
-            model_name=model_name,
-            init_model=init_model,
-        )
+        trained = train_flow(shards, bins_out, model, train, model_name=model_name, init_model=init_model)
         version = trained["version"]
         MlflowClient().set_model_version_tag(model_name, version, "pipeline.train_key", train_key)
     decision = promote_flow(model_name, version, shards=shards)

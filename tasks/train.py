@@ -19,9 +19,10 @@ from colorize_core.bins import BinSet
 from colorize_core.decoding import DecodeConfig
 from colorize_core.models import ModelConfig, parameter_count
 from colorize_core.package import ColorizerPackage, load_package
-from colorize_core.train import Hooks, TrainConfig, train, train_config_from_dict
+from colorize_core.config import with_overrides
+from colorize_core.train import Hooks, TrainConfig, steps_for_epochs, train, train_config_from_dict
 from tasks import logger as get_run_logger
-from tasks.preprocess import committed_shards
+from tasks.preprocess import committed_shards, read_shard_table
 from tasks.registry import log_package
 from tasks.storage import filesystem, read_bytes
 
@@ -162,6 +163,7 @@ def register(pkg: ColorizerPackage, stats: dict, run_id: str, model_name: str) -
     with mlflow.start_run(run_id=run_id):
         mlflow.log_metrics({f"final_{k}": float(v) for k, v in stats.items() if isinstance(v, (int, float))})
         mlflow.log_param("parameters", parameter_count(pkg.model))
+        mlflow.set_tag("precision", stats.get("precision", ""))
         pkg.meta = dict(pkg.meta, name=model_name, run_id=run_id, validation={k: v for k, v in stats.items()})
         uri, version = log_package(pkg, model_name)
     get_run_logger().info("registered %s version %s (%s)", model_name, version, uri)
@@ -175,5 +177,15 @@ def register(pkg: ColorizerPackage, stats: dict, run_id: str, model_name: str) -
     }
 
 
-def train_config_from_json(text: str) -> TrainConfig:
-    return train_config_from_dict(json.loads(text))
+def train_config(config_file: str | None, assignments: list[str], epochs: float | None, shards: str, nproc: int = 1) -> TrainConfig:
+    """The TrainConfig a command line asks for: defaults, then a JSON file, then KEY=VALUE assignments;
+    `epochs` turns into steps from the number of training rows in the shards."""
+    cfg = TrainConfig()
+    if config_file:
+        with open(config_file) as f:
+            cfg = train_config_from_dict(json.load(f))
+    cfg = with_overrides(cfg, assignments)
+    if epochs is not None:
+        rows = sum(sum(s == "train" for s in read_shard_table(u, ["split"]).column("split").to_pylist()) for u in committed_shards(shards))
+        cfg = dataclasses.replace(cfg, steps=steps_for_epochs(epochs, rows, cfg.batch_size, nproc))
+    return cfg

@@ -58,7 +58,7 @@ def test_pipeline_promotion_and_scheduled_restoration(stack):
     # the pipeline on the stack: shards and bins in S3, tracking in the MLflow server, Dask workers of the stack;
     # fine-tuning the bundled model briefly gives a candidate that beats the gray baseline
     pipe = [str(BIN / "colorize"), "pipeline", "s3://archive/training-photos", "--workdir", "s3://archive/pipeline", "--method", "canonical",
-            "--arch", "small", "--steps", "3", "--batch-size", "4", "--crop", "96", "--val-every", "3", "--split-by-folder",
+            "--arch", "small", "--set", "steps=3", "--set", "batch_size=4", "--set", "augment.crop=96", "--set", "val_every=3", "--split-by-folder",
             "--init-model", str(REPO / "colorize_core" / "default_model")]  # fmt: skip
     result = last_json(run(pipe, env))
     assert result["promoted"] and result["skipped"] == []

@@ -1,5 +1,6 @@
 """Training on real photos with the tiny network: loss, resume, GAN phases, DDP, MLflow registry."""
 
+import dataclasses
 import glob
 import json
 import os
@@ -11,6 +12,7 @@ import torch
 
 from colorize_core.bins import BinSet
 from colorize_core.data import AugmentConfig
+from colorize_core.degrade import DegradeConfig
 from colorize_core.models import ModelConfig
 from colorize_core.train import GANConfig, Hooks, TrainConfig, train
 
@@ -50,8 +52,9 @@ def test_loss_falls_and_validation_runs(photo_shards, tmp_path):
     assert len(rec.checkpoints) == 2 and result.best_step in (30, 60)
 
 
-def test_resume_continues_exactly(photo_shards, tmp_path):
-    cfg = TrainConfig(steps=6, batch_size=3, checkpoint_every=3, val_every=1000, loader_workers=1, augment=AUG)
+def test_resume_continues_exactly_with_degradations(photo_shards, tmp_path):
+    aug = dataclasses.replace(AUG, degrade=DegradeConfig(p=0.8))
+    cfg = TrainConfig(steps=6, batch_size=3, checkpoint_every=3, val_every=1000, loader_workers=1, augment=aug)
     whole = _run(photo_shards, tmp_path / "a", cfg).model.state_dict()
     # continue from the uninterrupted run's step-3 checkpoint, as after a kill
     resumed = _run(photo_shards, tmp_path / "c", cfg, resume=str(tmp_path / "a" / "step-0000003.pt")).model.state_dict()
@@ -124,18 +127,8 @@ def test_train_flow_registers_a_model_that_loads_and_colorizes(photo_shards, mlf
     from flows.train import train_flow
     from tasks.registry import load_colorizer
 
-    result = train_flow(
-        str(photo_shards),
-        str(photo_shards / "bins.npz"),
-        arch="tiny",
-        steps=4,
-        batch_size=3,
-        crop=96,
-        val_every=4,
-        val_images=2,
-        checkpoint_every=4,
-        loader_workers=0,
-    )
+    cfg = TrainConfig(steps=4, batch_size=3, val_every=4, val_images=2, checkpoint_every=4, loader_workers=0, augment=AugmentConfig(crop=96))
+    result = train_flow(str(photo_shards), str(photo_shards / "bins.npz"), ModelConfig("tiny"), cfg)
     assert result["version"] == "1" and result["registry_uri"] == "models:/colorizer/1"
     run = mlflow.MlflowClient().get_run(result["run_id"])
     assert run.data.params["train.steps"] == "4" and run.data.params["model.arch"] == "tiny"
@@ -148,3 +141,16 @@ def test_train_flow_registers_a_model_that_loads_and_colorizes(photo_shards, mlf
     gray = (np.random.default_rng(0).random((40, 60)) * 255).astype(np.uint8)
     out = pyfunc.predict([gray])
     assert out[0].shape == (40, 60, 3) and out[0].dtype == np.uint8
+
+
+def test_precision_is_chosen_by_measurement_unless_set(photo_shards, tmp_path):
+    from colorize_core.inference import bf16_pays
+
+    model = __import__("colorize_core.models", fromlist=["Colorizer"]).Colorizer(ModelConfig("tiny"))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    use, info = bf16_pays(model.train(), torch.rand(2, 1, 64, 64) * 100, train=True, reps=1)
+    assert info["measured"] and info["precision"] == ("bfloat16" if use else "float32")
+    assert use == (info["float32_s"] / info["bfloat16_s"] >= 1.15)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), "measuring leaves BatchNorm statistics as they were"
+    cfg = TrainConfig(steps=1, batch_size=2, val_every=1000, checkpoint_every=1000, loader_workers=0, precision="float32", augment=AUG)
+    assert _run(photo_shards, tmp_path, cfg).precision == "float32"
