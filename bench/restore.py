@@ -20,9 +20,12 @@ from skimage.transform import resize as skresize
 
 from bench.timing import report
 from colorize_core.bins import canonical_bins
+from colorize_core.colorize import ColorizeConfig
+from colorize_core.decoding import DecodeConfig
 from colorize_core.inference import cpu_supports_bf16
 from colorize_core.models import Colorizer, ModelConfig
 from colorize_core.package import ColorizerPackage, save_package
+from colorize_core.upsample import UpsampleConfig
 from tests.photos import real_photo_bytes
 
 N_PHOTOS = 32
@@ -73,7 +76,10 @@ PEAK_SCRIPT = r"""
 import sys, torch, numpy as np
 from colorize_core.imageio import decode_image
 from colorize_core.package import load_package
-from colorize_core.restore import RestoreConfig, encode_output, join_full_resolution, network_input, predict_small, provenance
+from colorize_core.colorize import ColorizeConfig, ColorizedBatch
+from colorize_core.decoding import DecodeConfig
+from colorize_core.provenance import provenance
+from colorize_core.writer import encode_output
 def hwm():
     return int([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]) / 1024
 torch.set_num_threads(2)
@@ -81,10 +87,9 @@ pkg = load_package(sys.argv[1])
 before = hwm()
 data = open(sys.argv[2], 'rb').read()
 img = decode_image(data, sys.argv[2])
-cfg = RestoreConfig(method='mean')
-ab, _ = predict_small(pkg.model, torch.from_numpy(network_input(img, 256))[None, None], pkg.model.centres, cfg, False)
-rgb = join_full_resolution(img, ab[0], cfg.strip_rows)
-out = encode_output(rgb, img, provenance('bench', '1', cfg))
+cfg = ColorizeConfig(decode=DecodeConfig('mean'))
+rgb = ColorizedBatch(pkg, [img], cfg).colorized(0).rgb
+out = encode_output(rgb, img, provenance('bench', '1', '0' * 64, cfg.settings()))
 print(before, hwm() - before, len(out), img.size)
 """
 
@@ -114,13 +119,20 @@ def main() -> bool:
         from prefect.testing.utilities import prefect_test_harness
 
         from flows.restore import restore_flow
-
         from tasks.cluster import dask_client
 
         with prefect_test_harness(server_startup_timeout=120), dask_client(n_workers=2) as client:
             client.run(_warm)  # a long-lived cluster: workers up, libraries imported (the model loads inside the run)
             t0 = time.perf_counter()
-            s = restore_flow(str(root / "src"), str(root / "dest"), model=str(pkg_dir), decode="mean", batch_size=4, progress=False, dask_address=client.scheduler.address)
+            s = restore_flow(
+                str(root / "src"),
+                str(root / "dest"),
+                model=str(pkg_dir),
+                colorize=ColorizeConfig(decode=DecodeConfig("mean"), upsample=UpsampleConfig("bilinear")),
+                batch_size=4,
+                progress=False,
+                dask_address=client.scheduler.address,
+            )
             t_ours = time.perf_counter() - t0
         # equal outputs: ab of our files against the loop's predicted ab
         diffs = []

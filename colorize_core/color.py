@@ -120,3 +120,75 @@ def l_to_gray(L: np.ndarray) -> np.ndarray:
     """Inverse of `gray_to_l`: L in [0, 100] -> sRGB gray in [0, 1], float32."""
     t = torch.from_numpy(np.ascontiguousarray(L, dtype=np.float32))
     return linear_to_srgb(_lab_f_inv_((t + 16.0) / 116.0)).clamp_(0, 1).numpy()
+
+
+# ---------------------------------------------------------------- Lab -> sRGB with L kept (restoration)
+
+_GAMUT_L, _GAMUT_H = 101, 360  # the max-chroma table: L every 1, hue every degree
+
+
+def _linear_rgb(L: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(n,) L, a, b -> (n, 3) linear sRGB, unclipped."""
+    fy = (L + 16.0) / 116.0
+    f = torch.stack([fy + a / 500.0, fy, fy - b / 200.0], -1)  # (n, 3)
+    return _lab_f_inv_(f) @ _RGB_FROM_XYZ.T
+
+
+def _max_chroma_table() -> torch.Tensor:
+    """(L, hue + 1) largest chroma in sRGB gamut for each L and hue, by bisection once at import."""
+    L = torch.linspace(0, 100, _GAMUT_L)[:, None].expand(_GAMUT_L, _GAMUT_H).reshape(-1)
+    h = (torch.arange(_GAMUT_H) * (2 * np.pi / _GAMUT_H))[None, :].expand(_GAMUT_L, _GAMUT_H).reshape(-1)
+    cos, sin = h.cos(), h.sin()
+    lo, hi = torch.zeros_like(L), torch.full_like(L, 200.0)
+    for _ in range(24):  # 200 / 2^24: exact to float precision
+        mid = (lo + hi) / 2
+        rgb = _linear_rgb(L, mid * cos, mid * sin)
+        ok = ((rgb >= 0) & (rgb <= 1)).all(-1)
+        lo, hi = torch.where(ok, mid, lo), torch.where(ok, hi, mid)
+    table = lo.reshape(_GAMUT_L, _GAMUT_H).float()
+    return torch.cat([table, table[:, :1]], 1)  # (L, H + 1): the last column wraps to hue 0
+
+
+_MAX_CHROMA: torch.Tensor | None = None
+_LINEAR_TO_SRGB8: torch.Tensor | None = None
+_LUT_STEPS = 1 << 16  # linear values are rounded to 1/65536 for the 8-bit table: under 0.03 of a code
+
+
+def _tables() -> tuple[torch.Tensor, torch.Tensor]:
+    global _MAX_CHROMA, _LINEAR_TO_SRGB8
+    if _MAX_CHROMA is None:
+        _MAX_CHROMA = _max_chroma_table()
+        lin = torch.arange(_LUT_STEPS + 1, dtype=torch.float64) / _LUT_STEPS
+        _LINEAR_TO_SRGB8 = (linear_to_srgb(lin) * 255).round().to(torch.uint8)
+    return _MAX_CHROMA, _LINEAR_TO_SRGB8
+
+
+def gamut_scale(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """(n,) L and (2, n) ab -> (2, n) ab with chroma reduced, hue and L kept, so that the colour is in
+    sRGB: a bilinear read of the max-chroma table, no per-pixel iteration."""
+    table, _ = _tables()
+    chroma = torch.hypot(ab[0], ab[1])  # (n,)
+    fl = (L.clamp(0, 100) * ((_GAMUT_L - 1) / 100.0)).clamp_(0, _GAMUT_L - 1.001)
+    fh = torch.atan2(ab[1], ab[0]).remainder_(2 * np.pi).mul_(_GAMUT_H / (2 * np.pi)).clamp_(0, _GAMUT_H - 1e-4)
+    l0, h0 = fl.long(), fh.long()
+    tl, th = fl - l0, fh - h0
+    flat = table.reshape(-1)
+    w = table.shape[1]
+    i = l0 * w + h0
+    top = flat[i] * (1 - th) + flat[i + 1] * th
+    bot = flat[i + w] * (1 - th) + flat[i + w + 1] * th
+    cmax = (top * (1 - tl) + bot * tl) * 0.995  # (n,) a hair inside: interpolation never overshoots the edge
+    scale = (cmax / chroma.clamp_min(1e-6)).clamp_(max=1.0)
+    return ab * scale
+
+
+def lab_to_srgb_in_gamut(L: torch.Tensor, ab: torch.Tensor, bits: int = 8) -> torch.Tensor:
+    """(n,) L and (2, n) ab -> (n, 3) sRGB codes (uint8, or int32 holding 16-bit codes) with L kept:
+    out-of-gamut colours lose chroma (table-driven), they are never clipped in RGB, which would change L.
+    8-bit companding is a table read; 16-bit is computed exactly."""
+    ab = gamut_scale(L, ab)
+    lin = _linear_rgb(L, ab[0], ab[1]).clamp_(0.0, 1.0)  # (n, 3); the clamp only trims rounding
+    if bits == 8:
+        _, lut = _tables()
+        return lut[lin.mul_(_LUT_STEPS).round_().long()]
+    return (linear_to_srgb(lin) * 65535).round_().to(torch.int32)

@@ -2,28 +2,47 @@
 
 All take logits (B, Q, H, W) so that temperatures are applied stably: softmax(log z / T) equals
 softmax(logits / T) up to a per-pixel constant.
+
+Beside the paper's three, `confident` is the project's default for restoration: it undoes part of
+the class rebalancing (a network trained with weights w(q) predicts roughly p(q) w(q), so subtracting
+rho log w moves it back towards the true posterior), anneals with T, and scales the chroma by the
+distribution's confidence (1 - normalised entropy): colourful where the model is sure, muted where
+it is not. Its parameters are fitted on validation data by the evaluate flow (`fit_decoder`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
-DECODES = ("annealed-mean", "argmax", "top-k", "mean")
+DECODES = ("annealed-mean", "argmax", "top-k", "mean", "confident")
+PAPER_TEMPERATURE = 0.38  # the paper's T for the annealed mean
 
 
 @dataclass(frozen=True)
 class DecodeConfig:
-    method: str = "annealed-mean"  # annealed-mean | argmax | top-k | mean
-    temperature: float = 0.38  # the paper's T for the annealed mean
+    method: str = "annealed-mean"  # annealed-mean | argmax | top-k | mean | confident
+    temperature: float = PAPER_TEMPERATURE  # T of the annealed mean, top-k and confident
     top_k: int = 5  # bins kept by top-k
+    prior_correction: float = 0.0  # confident: rho, how much of log w (rebalancing weights) is taken back off the logits
+    confidence_low: float = 0.0  # confident: at or below this confidence (1 - H / log Q) the colour is grey
+    confidence_high: float = 0.0  # confident: at or above this, full chroma; linear between
 
     def __post_init__(self):
         if self.method not in DECODES:
             raise ValueError(f"unknown decode {self.method!r}; choose one of {', '.join(DECODES)}")
         if self.temperature <= 0:
             raise ValueError("temperature must be positive")
+        if self.confidence_high < self.confidence_low:
+            raise ValueError("confidence_high must not be below confidence_low")
+
+    def settings(self) -> dict:
+        """What names this decode in manifests and provenance (only the fields its method uses)."""
+        used = {"annealed-mean": ("temperature",), "top-k": ("temperature", "top_k"), "argmax": (), "mean": ()}
+        keys = used.get(self.method, ("temperature", "prior_correction", "confidence_low", "confidence_high"))
+        return {"decode": self.method, **{k: getattr(self, k) for k in keys}}
 
 
 def _expect(probs: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
@@ -52,7 +71,28 @@ def top_k_mean(logits: torch.Tensor, centres: torch.Tensor, k: int = 5, temperat
     return (w.unsqueeze(-1) * ab).sum(1).permute(0, 3, 1, 2)  # (B, 2, H, W)
 
 
-def decode(logits: torch.Tensor, centres: torch.Tensor, cfg: DecodeConfig = DecodeConfig()) -> torch.Tensor:
+def confident(
+    logits: torch.Tensor, centres: torch.Tensor, weights: torch.Tensor | None, cfg: DecodeConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ab (B, 2, H, W), confidence (B, H, W)): the prior-corrected annealed mean, chroma scaled by confidence."""
+    z = logits.float()
+    if weights is not None and cfg.prior_correction:
+        z = z - cfg.prior_correction * torch.log(weights.float()).view(1, -1, 1, 1)  # (B, Q, H, W)
+    logp = torch.log_softmax(z / cfg.temperature, dim=1)
+    p = logp.exp()
+    conf = 1 + (p * logp).sum(1) / math.log(z.shape[1])  # (B, H, W) 1 - H / log Q
+    ab = _expect(p, centres)
+    span = max(cfg.confidence_high - cfg.confidence_low, 1e-6)
+    gain = ((conf - cfg.confidence_low) / span).clamp(0, 1) if cfg.confidence_high > 0 else torch.ones_like(conf)
+    return ab * gain.unsqueeze(1), conf
+
+
+def decode(
+    logits: torch.Tensor, centres: torch.Tensor, cfg: DecodeConfig = DecodeConfig(), weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """`weights` (Q,) are the bin set's rebalancing weights, used by `confident` only."""
+    if cfg.method == "confident":
+        return confident(logits, centres, weights, cfg)[0]
     if cfg.method == "annealed-mean":
         return annealed_mean(logits, centres, cfg.temperature)
     if cfg.method == "mean":

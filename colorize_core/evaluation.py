@@ -1,90 +1,159 @@
-"""Evaluation protocol shared by training validation and the evaluate flow.
+"""Evaluation protocol shared by training validation, the evaluate flow and the decoder fit.
 
-Rebalanced AuC always weights pixels by the inverse ImageNet prior of their canonical bin (the
-paper's protocol), so figures are comparable across models with different bin sets.
+One loop: validation images -> one forward pass per batch -> each decode upsampled as restoration
+does -> metrics. Rebalanced AuC always weights pixels by the inverse ImageNet prior of their
+canonical bin (the paper's protocol), so figures are comparable across models with different bin sets.
 """
 
 from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
 from .bins import canonical_bins
 from .color import lab_to_rgb
+from .colorize import ColorizeConfig, chroma_at_working_size
+from .decoding import PAPER_TEMPERATURE, DecodeConfig, annealed_mean
+from .degrade import DegradeConfig, degrade
 from .encoding import SoftEncoder
+from .inference import Prediction, predict
 from .metrics import AucAccumulator, colourfulness, psnr
+
+PAPER_DECODES = {
+    "annealed-mean": DecodeConfig("annealed-mean"),
+    "mean": DecodeConfig("mean"),
+    "argmax": DecodeConfig("argmax"),
+}
 
 
 class Evaluator:
     def __init__(self):
-        canon = canonical_bins()
-        self._encoder = SoftEncoder(canon)
-        self._inv_prior = 1.0 / canon.prior
         self.auc, self.auc_rebalanced = AucAccumulator(), AucAccumulator()
         self.psnr, self.colourfulness, self.colourfulness_true = [], [], []
 
-    def add(self, L: np.ndarray, ab_true: np.ndarray, ab_pred: np.ndarray) -> None:
-        """One image: L (H, W), ab_true and ab_pred (H, W, 2)."""
-        ab_true = np.asarray(ab_true, np.float32)
+    def add(self, sample: "Sample", ab_pred: np.ndarray) -> None:
+        """One image and its predicted ab (H, W, 2)."""
         ab_pred = np.asarray(ab_pred, np.float32)
-        hard = self._encoder.hard(torch.from_numpy(np.round(ab_true).astype(np.int8))).numpy()
-        self.auc.add(ab_pred, ab_true)
-        self.auc_rebalanced.add(ab_pred, ab_true, self._inv_prior[hard])
-        rgb_true = lab_to_rgb(np.concatenate([L[..., None], ab_true], -1))
-        rgb_pred = lab_to_rgb(np.concatenate([L[..., None], ab_pred], -1))
-        self.psnr.append(psnr(rgb_pred, rgb_true))
+        t = sample.truth()
+        self.auc.add(ab_pred, sample.ab)
+        self.auc_rebalanced.add(ab_pred, sample.ab, t.pixel_weights)
+        rgb_pred = lab_to_rgb(np.concatenate([sample.L[..., None], ab_pred], -1))
+        self.psnr.append(psnr(rgb_pred, t.rgb))
         self.colourfulness.append(colourfulness(rgb_pred * 255))
-        self.colourfulness_true.append(colourfulness(rgb_true * 255))
+        self.colourfulness_true.append(t.colourfulness)
 
     def summary(self) -> dict[str, float]:
-        c, ct = np.mean(self.colourfulness), np.mean(self.colourfulness_true)
+        c, ct = np.asarray(self.colourfulness), np.asarray(self.colourfulness_true)
         return {
             "auc": self.auc.value,
             "auc_rebalanced": self.auc_rebalanced.value,
             "psnr": float(np.mean(self.psnr)),
-            "colourfulness": float(c),
-            "colourfulness_true": float(ct),
-            "delta_colourfulness": float(c - ct),
+            "colourfulness": float(c.mean()),
+            "colourfulness_true": float(ct.mean()),
+            "delta_colourfulness": float(c.mean() - ct.mean()),  # right on average ...
+            "abs_delta_colourfulness": float(np.abs(c - ct).mean()),  # ... and right on each image
             "images": len(self.psnr),
         }
 
 
-def prior_mean_ab(bins, temperature: float = 0.38) -> np.ndarray:
-    """The baseline that paints every pixel the annealed mean of the training prior: (2,) ab."""
-    from .decoding import annealed_mean
+@dataclass
+class Truth:
+    rgb: np.ndarray  # (H, W, 3) in [0, 1]
+    colourfulness: float
+    pixel_weights: np.ndarray  # (H, W) inverse ImageNet prior of each pixel's canonical bin
 
+
+_CANONICAL: tuple | None = None
+
+
+@dataclass
+class Sample:
+    """A validation image: clean L (H, W), true ab (H, W, 2), and the L the network sees (degraded or not)."""
+
+    L: np.ndarray
+    ab: np.ndarray
+    L_in: np.ndarray
+    _truth: Truth | None = None
+
+    def truth(self) -> Truth:
+        """What every decode is scored against, computed once (the decoder fit scores many)."""
+        global _CANONICAL
+        if self._truth is None:
+            if _CANONICAL is None:
+                canon = canonical_bins()
+                _CANONICAL = (SoftEncoder(canon), 1.0 / canon.prior)
+            encoder, inv_prior = _CANONICAL
+            hard = encoder.hard(torch.from_numpy(np.round(self.ab).astype(np.int8))).numpy()
+            rgb = lab_to_rgb(np.concatenate([self.L[..., None], self.ab], -1))
+            self._truth = Truth(rgb, colourfulness(rgb * 255), inv_prior[hard])
+        return self._truth
+
+
+def samples(images: Iterable[tuple[np.ndarray, np.ndarray]], degraded: DegradeConfig | None = None, seed: int = 0) -> Iterator[Sample]:
+    """(L, ab) pairs -> Samples; with `degraded`, every image's L is degraded (seeded by its index),
+    so a degraded copy of a validation set is the same copy every time."""
+    for i, (L, ab) in enumerate(images):
+        L = np.asarray(L, np.float32)
+        L_in = L
+        if degraded is not None:
+            L_in = degrade(torch.from_numpy(L), random.Random(f"{seed}-{i}"), degraded, force=True)[0].numpy()
+        yield Sample(L, np.asarray(ab, np.float32), L_in)
+
+
+def predicted(pkg, items: Iterable[Sample], batch: int = 8, bf16: bool = False) -> Iterator[tuple[list[Sample], Prediction]]:
+    """Batches of samples with the network's prediction on their L_in: one forward pass each."""
+    buf: list[Sample] = []
+    for s in items:
+        buf.append(s)
+        if len(buf) == batch:
+            yield buf, predict(pkg.model, torch.stack([torch.from_numpy(x.L_in) for x in buf])[:, None], bf16)
+            buf = []
+    if buf:
+        yield buf, predict(pkg.model, torch.stack([torch.from_numpy(x.L_in) for x in buf])[:, None], bf16)
+
+
+def prior_mean_ab(bins, temperature: float = PAPER_TEMPERATURE) -> np.ndarray:
+    """The baseline that paints every pixel the annealed mean of the training prior: (2,) ab."""
     prior = bins.smoothed_prior if bins.smoothed_prior is not None else bins.prior
     logits = torch.from_numpy(np.log(np.maximum(prior, 1e-12))).float()[None, :, None, None]  # (1, Q, 1, 1)
     return annealed_mean(logits, torch.from_numpy(bins.centres), temperature)[0, :, 0, 0].numpy()
 
 
-@torch.no_grad()
-def evaluate_package(pkg, images, decodes=("annealed-mean", "mean", "argmax"), batch: int = 8) -> dict[str, dict]:
-    """Metrics of the model under each decode and of the two baselines, over (L, ab) validation
-    images (L (H, W) float, ab (H, W, 2)), all computed in one pass."""
-    from .decoding import DecodeConfig
-    from .inference import decode_to_size
-
-    evs = {f"model/{d}": Evaluator() for d in decodes} | {"baseline/gray": Evaluator(), "baseline/prior-mean": Evaluator()}
-    prior_ab = prior_mean_ab(pkg.bins)
-    buf: list = []
-
-    def flush():
-        L = torch.stack([torch.from_numpy(np.asarray(lum, np.float32)) for lum, _ in buf])[:, None]  # (B, 1, H, W)
-        logits = pkg.model(L).float()
-        for d in decodes:
-            ab = decode_to_size(logits, pkg.model.centres, DecodeConfig(method=d, temperature=pkg.decode.temperature), tuple(L.shape[-2:]))
-            for i, (lum, t) in enumerate(buf):
-                evs[f"model/{d}"].add(lum, t, ab[i].permute(1, 2, 0).numpy())
-        for lum, t in buf:
-            evs["baseline/gray"].add(lum, t, np.zeros_like(t, np.float32))
-            evs["baseline/prior-mean"].add(lum, t, np.broadcast_to(prior_ab, t.shape).astype(np.float32))
-        buf.clear()
-
-    for L, ab in images:
-        buf.append((L, np.asarray(ab, np.float32)))
-        if len(buf) == batch:
-            flush()
-    if buf:
-        flush()
+def evaluate(
+    pkg,
+    batches: Iterable[tuple[list[Sample], Prediction]],
+    configs: dict[str, ColorizeConfig],
+    baselines: bool = True,
+    on_batch: Callable[[list[Sample], Prediction], None] | None = None,
+) -> dict[str, dict]:
+    """Metrics of the model under each named configuration (and of the gray and prior-mean
+    baselines), over predicted batches (`predicted`, or a cached list of them to score many configs)."""
+    evs = {f"model/{k}": Evaluator() for k in configs}
+    if baselines:
+        evs |= {"baseline/gray": Evaluator(), "baseline/prior-mean": Evaluator()}
+        prior_ab = prior_mean_ab(pkg.bins)
+    for chunk, pred in batches:
+        L_in = torch.stack([torch.from_numpy(s.L_in) for s in chunk])[:, None]  # (B, 1, H, W)
+        for name, cfg in configs.items():
+            ab = chroma_at_working_size(pkg, L_in, pred, cfg)  # (B, 2, H, W)
+            for s, a in zip(chunk, ab):
+                evs[f"model/{name}"].add(s, a.permute(1, 2, 0).numpy())
+        if baselines:
+            for s in chunk:
+                evs["baseline/gray"].add(s, np.zeros_like(s.ab))
+                evs["baseline/prior-mean"].add(s, np.broadcast_to(prior_ab, s.ab.shape))
+        if on_batch is not None:
+            on_batch(chunk, pred)
     return {k: ev.summary() for k, ev in evs.items() if ev.psnr}
+
+
+def standard_configs(pkg, base: ColorizeConfig = ColorizeConfig()) -> dict[str, ColorizeConfig]:
+    """The package's own decode (the default of restore), then the paper's three by name."""
+    out = {"default": base.resolved(pkg.decode)}
+    for name, d in PAPER_DECODES.items():
+        out[name] = ColorizeConfig(decode=d, upsample=base.upsample, size=base.size)
+    return out

@@ -1,13 +1,15 @@
-"""Running a colorizer: logits at the working size, decoded ab upsampled to the input size."""
+"""Running a colorizer: the one prediction function, and the precision it runs in."""
 
 from __future__ import annotations
 
 import contextlib
+import math
+import time
+from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
-from .decoding import DecodeConfig, decode
+from .decoding import DecodeConfig, decode, entropy
 
 
 def cpu_supports_bf16() -> bool:
@@ -20,28 +22,83 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def _seconds(fn, reps: int) -> float:
+    fn()  # warm-up: kernels chosen, caches filled
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - t0) / reps
+
+
+def bf16_pays(
+    model: torch.nn.Module, example: torch.Tensor, train: bool = False, min_gain: float = 1.15, reps: int = 2
+) -> tuple[bool, dict]:
+    """Whether bfloat16 autocast is measurably faster than float32 for this model and input here.
+
+    CPUs differ from one machine to the next: with native bf16 (AVX-512 BF16, AMX) autocast about
+    doubles the speed; without, it is emulated and many times slower. So it is measured, forward
+    (and backward when `train`) on `example`, not assumed. On CUDA bf16 is taken where supported."""
+    device = example.device
+    if device.type == "cuda":
+        ok = torch.cuda.is_bf16_supported()
+        return ok, {"precision": "bfloat16" if ok else "float32", "measured": False}
+
+    def step(bf16: bool):
+        def run():
+            with torch.set_grad_enabled(train), autocast(device, bf16):
+                out = model(example).float()
+            if train:
+                out.mean().backward()
+                model.zero_grad(set_to_none=True)
+
+        return run
+
+    was_training = model.training
+    state = {k: v.clone() for k, v in model.state_dict().items()} if train else None  # BatchNorm statistics move in train mode
+    try:
+        fp32 = _seconds(step(False), reps)
+        bf16 = _seconds(step(True), reps)
+    finally:
+        if state is not None:
+            model.load_state_dict(state)
+        model.train(was_training)
+    use = fp32 / bf16 >= min_gain
+    return use, {
+        "precision": "bfloat16" if use else "float32",
+        "measured": True,
+        "float32_s": fp32,
+        "bfloat16_s": bf16,
+        "speedup": fp32 / bf16,
+    }
+
+
 def autocast(device: torch.device, bf16: bool):
     if not bf16:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
+@dataclass
+class Prediction:
+    """The network's answer for a batch at its output resolution (a quarter of the input): the
+    distribution over bins per pixel, decoded on demand by any of the decoders."""
+
+    logits: torch.Tensor  # (B, Q, h, w) float32
+
+    def ab(self, cfg: DecodeConfig, centres: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 2, h, w); `weights` (the bin set's rebalancing weights) serve the `confident` decode."""
+        return decode(self.logits, centres, cfg, weights)
+
+    def doubt(self) -> torch.Tensor:
+        """(B, h, w) entropy of the predicted distribution / log Q, in [0, 1]."""
+        return entropy(self.logits) / math.log(self.logits.shape[1])
+
+
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, L: torch.Tensor, bf16: bool = False) -> torch.Tensor:
-    """L (B, 1, H, W) in [0, 100] -> float32 logits (B, Q, H/4, W/4)."""
+def predict(model: torch.nn.Module, L: torch.Tensor, bf16: bool = False) -> Prediction:
+    """L (B, 1, S, S) in [0, 100] -> Prediction: autocast and forward, in one place for every caller."""
     with autocast(L.device, bf16):
-        return model(L).float()
-
-
-def decode_to_size(logits: torch.Tensor, centres: torch.Tensor, cfg: DecodeConfig, size: tuple[int, int]) -> torch.Tensor:
-    """(B, Q, h, w) -> (B, 2, H, W) ab, decoded at the network's resolution then upsampled bilinearly."""
-    ab = decode(logits, centres, cfg)
-    return F.interpolate(ab, size=size, mode="bilinear", align_corners=False)
-
-
-@torch.no_grad()
-def predict_ab(
-    model: torch.nn.Module, L: torch.Tensor, centres: torch.Tensor, cfg: DecodeConfig = DecodeConfig(), bf16: bool = False
-) -> torch.Tensor:
-    """L (B, 1, H, W) -> ab (B, 2, H, W)."""
-    return decode_to_size(predict_logits(model, L, bf16), centres, cfg, tuple(L.shape[-2:]))
+        return Prediction(model(L).float())

@@ -8,6 +8,7 @@ bins.npz     the bin set (BinSet format, with its checksum)
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -15,10 +16,31 @@ from dataclasses import dataclass, field
 import torch
 
 from .bins import BinSet
+from .config import from_dict
 from .decoding import DecodeConfig
 from .models import Colorizer, ModelConfig
 
 PACKAGE_FORMAT = 1
+PACKAGE_FILES = ("weights.pt", "config.json", "bins.npz")
+
+
+def package_checksum(directory: str | None = None, *, paths: dict[str, str] | None = None) -> str:
+    """sha256 over the package's three files (names and bytes): the model's identity, whatever name
+    and version a registry gives it. From a directory, or from the paths by role as `save_package` returns."""
+    files = [os.path.join(directory, f) for f in PACKAGE_FILES] if directory else [paths[k] for k in ("weights", "config", "bins")]
+    h = hashlib.sha256()
+    for name, path in zip(PACKAGE_FILES, files):
+        h.update(name.encode())
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def read_decode(directory: str) -> DecodeConfig:
+    """The package's own decoding defaults, without loading its weights."""
+    with open(os.path.join(directory, "config.json")) as f:
+        return from_dict(DecodeConfig, json.load(f)["decode"])
 
 
 @dataclass
@@ -72,7 +94,7 @@ def load_package(
     model = Colorizer(ModelConfig(**cfg["model"]))
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     model.eval()
-    return ColorizerPackage(model=model, bins=bin_set, decode=DecodeConfig(**cfg["decode"]), meta=cfg.get("meta", {}))
+    return ColorizerPackage(model=model, bins=bin_set, decode=from_dict(DecodeConfig, cfg["decode"]), meta=cfg.get("meta", {}))
 
 
 def package_from_checkpoint(path: str, bins: BinSet, meta: dict | None = None) -> ColorizerPackage:

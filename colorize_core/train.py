@@ -21,14 +21,16 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from .bins import BinSet
+from .colorize import ColorizeConfig, chroma_at_working_size
 from .config import from_dict
 from .data import AugmentConfig, ShardStream, load_split
 from .decoding import DecodeConfig, annealed_mean
 from .encoding import EncodingConfig, SoftEncoder
-from .evaluation import Evaluator
-from .inference import PRECISIONS, autocast, bf16_pays, decode_to_size
+from .evaluation import Sample, evaluate, predicted, samples
+from .inference import PRECISIONS, Prediction, autocast, bf16_pays
 from .losses import adversarial_loss, rebalanced_cross_entropy
 from .models import Colorizer, DiscriminatorConfig, ModelConfig, PatchDiscriminator
+from .package import ColorizerPackage
 
 
 @dataclass(frozen=True)
@@ -121,44 +123,41 @@ def _device() -> torch.device:
 
 
 @torch.no_grad()
-def validate(
-    model: Colorizer, L: torch.Tensor, ab: torch.Tensor, encoder: SoftEncoder, weights: torch.Tensor, bf16: bool = False
-) -> tuple[dict, np.ndarray]:
-    """Cross-entropy (plain and rebalanced) and the evaluation metrics on held-out images, and a
-    before/after preview grid (gray | predicted | truth) of the first few."""
-    if L is None or len(L) == 0:
+def validate(model: Colorizer, bins: BinSet, val: list[Sample], encoder: SoftEncoder, bf16: bool = False) -> tuple[dict, np.ndarray]:
+    """The evaluation protocol (evaluation.evaluate, the paper's annealed mean) on held-out images, the
+    cross-entropy (plain and rebalanced), and a preview grid (gray | predicted | truth) of the first few."""
+    if not val:
         return {}, np.zeros((1, 1, 3), np.uint8)
     model.eval()
-    device = next(model.parameters()).device
-    ev, ce, ce_rb = Evaluator(), [], []
-    rows = []
-    for s in range(0, len(L), 8):
-        Lb, abb = L[s : s + 8].to(device), ab[s : s + 8]
-        with autocast(device, bf16):
-            logits = model(Lb).float()
-        target = abb[:, :, 2::4, 2::4].permute(0, 2, 3, 1)  # (B, h, w, 2) int8, the centre of each 4 x 4 cell
+    pkg = ColorizerPackage(model, bins)
+    weights = torch.tensor(bins.weights, dtype=torch.float32)
+    cfg = ColorizeConfig(decode=DecodeConfig())
+    ce, ce_rb, rows = [], [], []
+
+    def losses_and_previews(chunk: list[Sample], pred: Prediction) -> None:
+        ab = torch.stack([torch.from_numpy(s.ab) for s in chunk])  # (B, H, W, 2)
+        target = ab[:, 2::4, 2::4].round().to(torch.int8)  # (B, h, w, 2) the centre of each 4 x 4 cell
         idx, soft = encoder.encode(target)
-        idx, soft = idx.to(device), soft.to(device)
-        ce.append(rebalanced_cross_entropy(logits, idx, soft, None).item())
-        ce_rb.append(rebalanced_cross_entropy(logits, idx, soft, weights.to(device)[idx[..., 0]]).item())
-        pred = decode_to_size(logits, model.centres, DecodeConfig(), tuple(Lb.shape[-2:])).cpu()
-        for i in range(len(Lb)):
-            ev.add(Lb[i, 0].cpu().numpy(), abb[i].permute(1, 2, 0).float().numpy(), pred[i].permute(1, 2, 0).numpy())
-            if len(rows) < 4:
-                rows.append(_preview_row(Lb[i, 0].cpu(), pred[i], abb[i].float()))
+        ce.append(rebalanced_cross_entropy(pred.logits, idx, soft, None).item())
+        ce_rb.append(rebalanced_cross_entropy(pred.logits, idx, soft, weights[idx[..., 0]]).item())
+        if len(rows) < 4:
+            L = torch.stack([torch.from_numpy(s.L_in) for s in chunk])[:, None]
+            pred_ab = chroma_at_working_size(pkg, L, pred, cfg)
+            rows.extend(_preview_row(s, a) for s, a in zip(chunk[: 4 - len(rows)], pred_ab))
+
+    values = evaluate(pkg, predicted(pkg, val, bf16=bf16), {"model": cfg}, baselines=False, on_batch=losses_and_previews)["model/model"]
     model.train()
-    values = dict(ev.summary(), val_ce=float(np.mean(ce)), val_ce_rebalanced=float(np.mean(ce_rb)))
-    return values, np.concatenate(rows, axis=0) if rows else np.zeros((1, 1, 3), np.uint8)
+    return dict(values, val_ce=float(np.mean(ce)), val_ce_rebalanced=float(np.mean(ce_rb))), np.concatenate(rows, axis=0)
 
 
-def _preview_row(L: torch.Tensor, ab_pred: torch.Tensor, ab_true: torch.Tensor) -> np.ndarray:
+def _preview_row(s: Sample, ab_pred: torch.Tensor) -> np.ndarray:
     from .color import lab_to_rgb
 
-    def rgb(ab):
-        return lab_to_rgb(torch.cat([L[None], ab]).permute(1, 2, 0).numpy())
+    def rgb(ab: np.ndarray) -> np.ndarray:
+        return lab_to_rgb(np.concatenate([s.L[..., None], ab], -1))
 
-    gray = lab_to_rgb(torch.stack([L, torch.zeros_like(L), torch.zeros_like(L)]).permute(1, 2, 0).numpy())
-    return (np.concatenate([gray, rgb(ab_pred), rgb(ab_true)], axis=1) * 255).round().astype(np.uint8)
+    cells = [rgb(np.zeros_like(s.ab)), rgb(ab_pred.permute(1, 2, 0).numpy()), rgb(s.ab)]
+    return (np.concatenate(cells, axis=1) * 255).round().astype(np.uint8)
 
 
 def save_checkpoint(
@@ -240,7 +239,7 @@ def train(
         persistent_workers=cfg.loader_workers > 0,
         prefetch_factor=4 if cfg.loader_workers else None,
     )
-    val_L, val_ab = load_split(shard_urls, open_file, "val", cfg.val_images) if rank == 0 else (None, None)
+    val = list(samples(load_split(shard_urls, open_file, "val", cfg.val_images))) if rank == 0 else []
     bf16, precision = _precision(model, cfg, device)
     cfg = dataclasses.replace(cfg, precision=precision["precision"])  # checkpoints record what was chosen
     os.makedirs(checkpoint_dir, exist_ok=True)
@@ -307,7 +306,7 @@ def train(
             values["epoch"] = float(epochs[-1])
             hooks.metrics(step, values)
             if step % cfg.val_every == 0 or step == cfg.total_steps:
-                last_val, preview = validate(model, val_L, val_ab, encoder, weights, bf16)
+                last_val, preview = validate(model, bins, val, encoder, bf16)
                 hooks.validation(step, last_val, preview)
                 score = last_val.get(cfg.select_metric)
                 if score is not None and (best is None or score >= best[0]):

@@ -15,19 +15,13 @@ from tasks.preprocess import committed_shards
 def bins_flow(
     shards: str,
     out: str,
-    method: str = "grid",
-    k: int = 313,
-    grid_size: int = 10,
-    lam: float = 0.5,
-    sigma: float = 5.0,
-    seed: int = 0,
+    cfg: BinConfig = BinConfig(method="grid"),
+    rebalance: RebalanceConfig = RebalanceConfig(),
     dask_address: str | None = None,
     n_workers: int = 2,
 ) -> dict:
-    cfg = BinConfig(method=method, grid_size=grid_size, k=k, seed=seed)
     urls = committed_shards(shards)
     with dask_client(dask_address, n_workers) as client:
         hist = histogram_on_dask(urls, client.scheduler.address)
-    rebalance = RebalanceConfig(lam=lam, sigma=sigma)
     bins = estimate_bins(hist, cfg, rebalance, urls)
     return write_bin_set(bins, out, dict(compare_with_canonical(bins, hist), inputs_key=inputs_key(urls, cfg, rebalance)))

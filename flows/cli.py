@@ -1,24 +1,69 @@
-"""The `colorize` command line: one entry point, a subcommand per flow."""
+"""The `colorize` command line: each verb checks its arguments, calls one flow and prints.
+
+Heavy libraries (torch, MLflow, Prefect, Dask) are imported inside the verbs that use them, so
+`colorize --help` answers at once. Wrong arguments and unreachable services end with one line that
+names the thing and the reason (exit status 2, or 1 for a service), nothing created; `--debug` shows
+the traceback instead.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import sys
 from typing import Optional
 
 import typer
 
-os.environ.setdefault("DO_NOT_TRACK", "true")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+from tasks.state import apply_embedded_defaults, prefect_database_missing
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
+_debug = False
+SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples", "collection")
+DEFAULT_MODEL = "models:/colorizer@champion"
+
+
+@app.callback()
+def main(debug: bool = typer.Option(False, "--debug", help="show a traceback instead of a one-line error")) -> None:
+    """Colorize archival black-and-white photographs at scale."""
+    global _debug
+    _debug = debug
+    home = apply_embedded_defaults()
+    if prefect_database_missing(home) and len(sys.argv) > 1 and sys.argv[-1] not in ("--help", "-h"):
+        typer.echo(f"Prefect: no server configured; preparing the temporary local API's database in {home} (first run only)", err=True)
+
+
+def clear_errors(fn):
+    """One line and an exit status for the errors a user can act on; a traceback only with --debug."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        from colorize_core.imageio import ImageReadError
+        from tasks.checks import ArgumentError, ModelMismatch, ServiceUnavailable
+
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except (ArgumentError, LookupError, ModelMismatch, ServiceUnavailable, ImageReadError, ValueError, FileNotFoundError) as e:
+            if _debug:
+                raise
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1 if isinstance(e, ServiceUnavailable) else 2) from None
+
+    return run
 
 
 def _storage(options: Optional[str]) -> None:
     """`--storage-options` JSON reaches every fsspec call through the environment."""
     if options:
-        json.loads(options)
+        from tasks.checks import ArgumentError
+
+        try:
+            json.loads(options)
+        except json.JSONDecodeError as e:
+            raise ArgumentError(f"--storage-options is not JSON: {e}") from None
         os.environ["COLORIZE_STORAGE_OPTIONS"] = options
 
 
@@ -26,17 +71,24 @@ def _show(result) -> None:
     typer.echo(json.dumps(result, indent=2, default=str))
 
 
-@app.callback()
-def main() -> None:
-    """Colorize archival black-and-white photographs at scale."""
+def _given(**kw) -> dict:
+    """The options the user gave (None means: the config's own default, defined once in its dataclass)."""
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+def _tracking_reachable() -> None:
+    from tasks.checks import check_tracking_server
+
+    check_tracking_server(os.environ.get("MLFLOW_TRACKING_URI", ""))
 
 
 @app.command()
+@clear_errors
 def preprocess(
     source: str = typer.Argument(..., help="images: local folder, s3://bucket/prefix, any fsspec URL"),
     shards: str = typer.Argument(..., help="where the Lab shards go (any fsspec URL)"),
-    size: int = typer.Option(256, help="training size (short side, then centre crop)"),
-    val_fraction: float = typer.Option(0.1, help="share of images held out, by content hash"),
+    size: Optional[int] = typer.Option(None, help="training size (short side, then centre crop) [PreprocessConfig: 256]"),
+    val_fraction: Optional[float] = typer.Option(None, help="share of images held out, by content hash [0.1]"),
     rows_per_shard: int = typer.Option(64),
     split_by_folder: bool = typer.Option(False, help="SOURCE/train and SOURCE/val decide the split"),
     dask_address: Optional[str] = typer.Option(None, help="scheduler of an existing Dask cluster"),
@@ -44,48 +96,52 @@ def preprocess(
     storage_options: Optional[str] = typer.Option(None, help="fsspec options as JSON"),
 ) -> None:
     """Decode, validate, resize and convert images to Lab shards in Parquet, on Dask."""
+    from colorize_core.shards import PreprocessConfig
     from flows.preprocess import preprocess_flow
+    from tasks.checks import check_source, check_url
 
     _storage(storage_options)
+    check_source(source)
+    check_url(shards, "shards")
+    cfg = PreprocessConfig(**_given(size=size, val_fraction=val_fraction))
     s = preprocess_flow(
-        source,
-        shards,
-        size=size,
-        val_fraction=val_fraction,
-        rows_per_shard=rows_per_shard,
-        split_by_folder=split_by_folder,
-        dask_address=dask_address,
-        n_workers=workers,
+        source, shards, cfg, rows_per_shard=rows_per_shard, split_by_folder=split_by_folder, dask_address=dask_address, n_workers=workers
     )
     _show({k: v for k, v in s.__dict__.items() if k != "shards"} | {"shards": len(s.shards)})
 
 
 @app.command()
+@clear_errors
 def bins(
     shards: str = typer.Argument(..., help="Lab shards written by `colorize preprocess`"),
     out: str = typer.Option(..., help="bin-set file to write (.npz), with .json, .gamut.png, .prior.png beside it"),
     method: str = typer.Option("grid", help="grid (in-gamut cells of the data) | kmeans | canonical (the 313 reference bins)"),
-    k: int = typer.Option(313, help="K-Means clusters"),
-    grid_size: int = typer.Option(10),
-    lam: float = typer.Option(0.5, help="uniform mix of the rebalancing"),
-    sigma: float = typer.Option(5.0, help="Gaussian smoothing of the prior"),
+    k: Optional[int] = typer.Option(None, help="K-Means clusters [BinConfig: 313]"),
+    grid_size: Optional[int] = typer.Option(None, help="[BinConfig: 10]"),
+    lam: Optional[float] = typer.Option(None, help="uniform mix of the rebalancing [RebalanceConfig: 0.5]"),
+    sigma: Optional[float] = typer.Option(None, help="Gaussian smoothing of the prior [RebalanceConfig: 5]"),
     dask_address: Optional[str] = typer.Option(None),
     workers: int = typer.Option(2),
     storage_options: Optional[str] = typer.Option(None),
 ) -> None:
     """Estimate the ab bins, their prior and rebalancing weights from the training shards."""
+    from colorize_core.bins import BinConfig
+    from colorize_core.rebalance import RebalanceConfig
     from flows.bins import bins_flow
+    from tasks.checks import check_source, check_url
 
     _storage(storage_options)
-    _show(
-        bins_flow(shards, out, method=method, k=k, grid_size=grid_size, lam=lam, sigma=sigma, dask_address=dask_address, n_workers=workers)
-    )
+    check_source(shards, "shards")
+    check_url(out, "output")
+    cfg = BinConfig(method=method, **_given(k=k, grid_size=grid_size))
+    _show(bins_flow(shards, out, cfg, RebalanceConfig(**_given(lam=lam, sigma=sigma)), dask_address=dask_address, n_workers=workers))
 
 
 @app.command(
     epilog="Every training setting is a field of TrainConfig, set with --set KEY=VALUE (repeatable) or a JSON --config; "
     "run `colorize train-settings` for the list with defaults."
 )
+@clear_errors
 def train(
     shards: str = typer.Argument(...),
     bins: str = typer.Option(..., help="bin set from `colorize bins`"),
@@ -103,14 +159,26 @@ def train(
     """Train a colorizer, track it in MLflow and register it."""
     from colorize_core.models import ModelConfig
     from flows.train import train_flow
+    from tasks.checks import check_source
     from tasks.train import train_config
 
     _storage(storage_options)
-    cfg = _checked(lambda: train_config(config, set_, epochs, shards, nproc))
-    model = _checked(lambda: ModelConfig(arch=arch))
+    check_source(shards, "shards")
+    check_source(bins, "bin set")
+    _tracking_reachable()
+    cfg = train_config(config, set_, epochs, shards, nproc)
+    model = ModelConfig(arch=arch)
     _show(
         train_flow(
-            shards, bins, model, cfg, model_name=model_name, checkpoint_dir=checkpoint_dir, resume=resume, init_model=init_model, nproc=nproc
+            shards,
+            bins,
+            model,
+            cfg,
+            model_name=model_name,
+            checkpoint_dir=checkpoint_dir,
+            resume=resume,
+            init_model=init_model,
+            nproc=nproc,
         )
     )
 
@@ -124,81 +192,91 @@ def train_settings() -> None:
     typer.echo("\n".join(describe(TrainConfig)))
 
 
-def _checked(make):
-    """A configuration error ends with one line and exit status 2."""
-    try:
-        return make()
-    except (ValueError, TypeError, OSError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+def _colorize_config(decode, temperature, top_k, upsample, size, uncertainty=False, model_dir: str | None = None):
+    """The ColorizeConfig of the options given: decode None keeps the model package's own decode
+    (fitted on validation data); a temperature or k alone adjusts the package's decode."""
+    import dataclasses
+
+    from colorize_core.colorize import ColorizeConfig
+    from colorize_core.decoding import DecodeConfig
+    from colorize_core.package import read_decode
+    from colorize_core.upsample import UpsampleConfig
+
+    tweaks = _given(temperature=temperature, top_k=top_k)
+    if decode is not None:
+        dec = DecodeConfig(method=decode, **tweaks)
+    elif tweaks and model_dir:
+        dec = dataclasses.replace(read_decode(model_dir), **tweaks)
+    else:
+        dec = None
+    return ColorizeConfig(decode=dec, upsample=UpsampleConfig(**_given(method=upsample)), uncertainty=uncertainty, **_given(size=size))
 
 
-SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples", "collection")
-
-
-def _restore_options():
-    return dict(
-        model=typer.Option("models:/colorizer@champion", help="registry URI (models:/name@alias, models:/name/N) or a package folder"),
-        decode=typer.Option("annealed-mean", help="annealed-mean | argmax | top-k | mean"),
-        temperature=typer.Option(0.38, help="annealing temperature T"),
-        top_k=typer.Option(5, help="bins kept by top-k"),
-        size=typer.Option(256, help="the network's working size"),
-    )
-
-
-_O = _restore_options()
+_MODEL = typer.Option(DEFAULT_MODEL, help="registry URI (models:/name@alias, models:/name/N) or a package folder")
+_DECODE = typer.Option(None, help="annealed-mean | argmax | top-k | mean | confident [default: the model package's own]")
+_T = typer.Option(None, help="temperature T (annealed mean, top-k, confident)")
+_K = typer.Option(None, help="bins kept by top-k")
+_UPSAMPLE = typer.Option(None, help="guided (colour follows the original's edges) | bilinear [guided]")
+_SIZE = typer.Option(None, help="the network's working size [256]")
 
 
 @app.command()
+@clear_errors
 def restore(
     source: str = typer.Argument(..., help="collection: local folder or s3://bucket/prefix"),
     dest: str = typer.Argument(..., help="where outputs, manifests and reports go"),
-    model: str = _O["model"],
-    decode: str = _O["decode"],
-    temperature: float = _O["temperature"],
-    top_k: int = _O["top_k"],
-    size: int = _O["size"],
+    model: str = _MODEL,
+    decode: Optional[str] = _DECODE,
+    temperature: Optional[float] = _T,
+    top_k: Optional[int] = _K,
+    upsample: Optional[str] = _UPSAMPLE,
+    size: Optional[int] = _SIZE,
     uncertainty: bool = typer.Option(False, help="also write an uncertainty map (.uncertainty.png) per image"),
     batch_size: int = typer.Option(8, help="images per forward pass"),
     dask_address: Optional[str] = typer.Option(None),
     workers: int = typer.Option(2),
+    review: bool = typer.Option(True, help="thumbnails, previews and the run's review page under DEST/_reports/<run>/"),
     storage_options: Optional[str] = typer.Option(None),
 ) -> None:
     """Colorize a whole collection; the exit status is the number of failed items (at most 100)."""
-    from flows.restore import restore_flow
-
     _storage(storage_options)
-    s = _guarded(
-        restore_flow,
-        source,
-        dest,
-        model=model,
-        decode=decode,
-        temperature=temperature,
-        top_k=top_k,
-        size=size,
-        uncertainty=uncertainty,
-        batch_size=batch_size,
-        dask_address=dask_address,
-        n_workers=workers,
-    )
+    s = _restore(source, dest, model, _colorize_config, (decode, temperature, top_k, upsample, size, uncertainty), batch_size,
+                 dask_address, workers, review)  # fmt: skip
     _report(s)
     raise typer.Exit(min(s.failed, 100))
 
 
-def _guarded(flow, *args, **kwargs):
-    """Runs a flow; a missing model or bad option ends with its message, not a traceback."""
+def _restore(source, dest, model, make_cfg, cfg_args, batch_size=8, dask_address=None, workers=2, review=True):
+    """Checks first; then the local cluster starts (and loads the model on its workers) while the flow's
+    Prefect API starts, instead of one after the other."""
+    from tasks.checks import check_dest, check_source
+
+    check_source(source)
+    check_dest(source, dest)
+    _tracking_reachable()
+    from flows.restore import restore_flow
+    from tasks.cluster import ClusterInBackground
+    from tasks.registry import resolve_model
+
+    ref = resolve_model(model)
+    cfg = make_cfg(*cfg_args, model_dir=ref.directory)
+    background = None if dask_address or os.environ.get("COLORIZE_DASK_ADDRESS") else ClusterInBackground(workers, ref, cfg.size)
     try:
-        return flow(*args, **kwargs)
-    except (LookupError, ValueError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+        address = dask_address or (background.address if background else None)
+        return restore_flow(
+            source, dest, model=model, colorize=cfg, batch_size=batch_size, dask_address=address, n_workers=workers, review=review
+        )
+    finally:
+        if background:
+            background.close()
 
 
 def _report(s) -> None:
     typer.echo(f"{s.done} colorized, {s.skipped} already done, {s.failed} failed, with {s.model}")
     typer.echo(f"results:       {s.outputs}")
     typer.echo(f"manifest:      {s.manifest}")
+    if s.report:
+        typer.echo(f"review page:   {s.report}")
     if s.contact_sheet:
         typer.echo(f"contact sheet: {s.contact_sheet}")
     for source, reason in s.failures:
@@ -206,69 +284,44 @@ def _report(s) -> None:
 
 
 @app.command()
+@clear_errors
 def image(
     src: str = typer.Argument(..., help="one image"),
     out: str = typer.Argument(..., help="the colorized image"),
-    model: str = _O["model"],
-    decode: str = _O["decode"],
-    temperature: float = _O["temperature"],
-    top_k: int = _O["top_k"],
-    size: int = _O["size"],
+    model: str = _MODEL,
+    decode: Optional[str] = _DECODE,
+    temperature: Optional[float] = _T,
+    top_k: Optional[int] = _K,
+    upsample: Optional[str] = _UPSAMPLE,
+    size: Optional[int] = _SIZE,
 ) -> None:
-    """Colorize one file with the same model and decode options as `restore`."""
-    import torch
+    """Colorize one file with the same model, decode and path as `restore`, without a cluster or a flow."""
+    from tasks.checks import check_source, check_url
 
-    from colorize_core.imageio import ImageReadError, decode_image
-    from colorize_core.restore import RestoreConfig, encode_output, join_full_resolution, network_input, predict_small, provenance
+    check_source(src, "input")
+    check_url(out, "output")
+    _tracking_reachable()
     from tasks.registry import resolve_model
-    from tasks.storage import atomic_write, read_bytes
+    from tasks.restore import colorize_one
 
-    cfg = RestoreConfig(method=decode, temperature=temperature, top_k=top_k, size=size)
     ref = resolve_model(model)
-    from colorize_core.package import load_package
-
-    pkg = load_package(ref.directory)
-    try:
-        img = decode_image(read_bytes(src), src)
-    except ImageReadError as e:
-        typer.echo(f"cannot colorize {e}", err=True)
-        raise typer.Exit(1) from None
-    ab, _ = predict_small(pkg.model, torch.from_numpy(network_input(img, cfg.size))[None, None], pkg.model.centres, cfg, bf16=False)
-    rgb = join_full_resolution(img, ab[0], cfg.strip_rows)
-    atomic_write(out, encode_output(rgb, img, provenance(ref.name, ref.version, cfg)))
+    colorize_one(src, out, ref, _colorize_config(decode, temperature, top_k, upsample, size, model_dir=ref.directory))
     typer.echo(f"{out} (model {ref.name} v{ref.version})")
 
 
 @app.command("import-weights")
+@clear_errors
 def import_weights(
     checkpoint: str = typer.Argument(..., help="the released ECCV16 state dict (.pth)"),
     name: str = typer.Option("colorizer", help="registered model name"),
     alias: Optional[str] = typer.Option(None, help="alias to point at the new version (e.g. champion)"),
 ) -> None:
     """Register a reference ECCV16 checkpoint, with the canonical 313 bins, as a new model version."""
-    import mlflow
-    import torch
+    from tasks.checks import check_source
+    from tasks.registry import import_reference_checkpoint
 
-    from colorize_core.bins import canonical_bins
-    from colorize_core.models import Colorizer, ModelConfig, check_reference_checkpoint
-    from colorize_core.package import ColorizerPackage
-    from tasks.registry import log_package, set_alias
-    from tasks.tracking import configure_mlflow
-
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    try:
-        check_reference_checkpoint(state)
-    except ValueError as e:
-        typer.echo(f"{checkpoint}: {e}", err=True)
-        raise typer.Exit(2) from None
-    model = Colorizer(ModelConfig("eccv16"))
-    model.load_state_dict(state)
-    configure_mlflow()
-    with mlflow.start_run(run_name="import-eccv16"):
-        mlflow.set_tag("source", f"imported reference checkpoint {os.path.basename(checkpoint)}")
-        _, version = log_package(ColorizerPackage(model.eval(), canonical_bins(), meta={"source": "reference ECCV16 release"}), name)
-    if alias:
-        set_alias(name, alias, version)
+    check_source(checkpoint, "checkpoint")
+    version = import_reference_checkpoint(checkpoint, name, alias)
     typer.echo(f"models:/{name}/{version}" + (f"  (alias {alias}: models:/{name}@{alias})" if alias else ""))
 
 
@@ -284,8 +337,8 @@ def stack_up_cmd(
     dask_port: int = typer.Option(8786),
 ) -> None:
     """Start every service on 127.0.0.1 and print the environment for the shell (eval "$(colorize stack up)")."""
-    from tasks.stack import StackPorts, exports, stack_up
-    from tasks.tracking import state_dir
+    from infra.stack.local import StackPorts, exports, stack_up
+    from tasks.state import state_dir
 
     info = stack_up(state_dir(), StackPorts(prefect_port, mlflow_port, s3_port, dask_port))
     for name, s in info["services"].items():
@@ -296,8 +349,8 @@ def stack_up_cmd(
 @stack_app.command("down")
 def stack_down_cmd() -> None:
     """Stop every service of the stack by PID."""
-    from tasks.stack import stack_down
-    from tasks.tracking import state_dir
+    from infra.stack.local import stack_down
+    from tasks.state import state_dir
 
     stopped = stack_down(state_dir())
     typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "no stack was running")
@@ -305,58 +358,74 @@ def stack_down_cmd() -> None:
 
 @stack_app.command("status")
 def stack_status_cmd() -> None:
-    from tasks.stack import stack_status
-    from tasks.tracking import state_dir
+    from infra.stack.local import stack_status
+    from tasks.state import state_dir
 
     for name, alive in stack_status(state_dir()).items():
         typer.echo(f"{name}: {'running' if alive else 'stopped'}")
 
 
 @app.command()
+@clear_errors
 def evaluate(
     shards: str = typer.Argument(..., help="shards whose validation split is scored"),
-    model: str = typer.Option("models:/colorizer@champion"),
+    model: str = _MODEL,
     limit: Optional[int] = typer.Option(None, help="at most this many validation images"),
+    degraded: bool = typer.Option(False, help="also score a degraded copy of the validation images (archival-scan L)"),
+    fit_decoder: bool = typer.Option(False, help="fit the confident decode on these images and register the model with it"),
+    storage_options: Optional[str] = typer.Option(None),
 ) -> None:
-    """AuC (plain, rebalanced), PSNR, colourfulness of a model and of the gray and prior-mean baselines."""
+    """AuC (plain, rebalanced), PSNR, colourfulness of a model under each decode, beside the gray and
+    prior-mean baselines; with --fit-decoder, the fitted decode becomes the model's default."""
     from flows.evaluate import evaluate_flow
+    from tasks.checks import check_source
 
-    results = _guarded(evaluate_flow, model, shards, limit)
-    typer.echo(f"{'':22s} {'AuC':>7s} {'AuC rb':>7s} {'PSNR':>6s} {'colour':>7s} {'delta C':>8s}")
+    _storage(storage_options)
+    check_source(shards, "shards")
+    _tracking_reachable()
+    out = evaluate_flow(model, shards, limit, degraded=degraded, fit_decoder=fit_decoder)
+    typer.echo(evaluation_table(out["results"]))
+    if out.get("fitted"):
+        typer.echo(f"fitted decode {json.dumps(out['fitted']['decode'])}: registered as {out['fitted']['model']}")
+
+
+def evaluation_table(results: dict[str, dict]) -> str:
+    head = f"{'':30s} {'AuC':>7s} {'AuC rb':>7s} {'PSNR':>6s} {'colour':>7s} {'delta C':>8s} {'|dC|':>6s}"
+    lines = [head]
     for k, v in results.items():
-        typer.echo(
-            f"{k:22s} {v['auc']:7.4f} {v['auc_rebalanced']:7.4f} {v['psnr']:6.2f} {v['colourfulness']:7.1f} {v['delta_colourfulness']:+8.1f}"
+        lines.append(
+            f"{k:30s} {v['auc']:7.4f} {v['auc_rebalanced']:7.4f} {v['psnr']:6.2f} {v['colourfulness']:7.1f} "
+            f"{v['delta_colourfulness']:+8.1f} {v.get('abs_delta_colourfulness', float('nan')):6.1f}"
         )
+    return "\n".join(lines)
 
 
 @app.command()
+@clear_errors
 def promote(
     model: str = typer.Option("colorizer", help="registered model name"),
     candidate: str = typer.Option(..., help="candidate version"),
     shards: Optional[str] = typer.Option(None, help="validation shards (default: the candidate's training shards)"),
     alias: str = typer.Option("champion"),
-    auc_tolerance: float = typer.Option(0.01),
-    psnr_tolerance: float = typer.Option(0.5),
-    colourfulness_tolerance: float = typer.Option(2.0),
+    auc_tolerance: Optional[float] = typer.Option(None, help="plain AuC may fall by this much [PromotionPolicy: 0.01]"),
+    psnr_tolerance: Optional[float] = typer.Option(None, help="dB [PromotionPolicy: 0.5]"),
+    colourfulness_tolerance: Optional[float] = typer.Option(None, help="|delta colourfulness| may grow by this much [PromotionPolicy: 2]"),
 ) -> None:
     """Move the champion alias to the candidate only when it is at least as good (exit 1 when refused)."""
     from flows.evaluate import promote_flow
+    from tasks.evaluate import PromotionPolicy
 
-    d = _guarded(
-        promote_flow,
-        model,
-        candidate,
-        shards=shards,
-        alias=alias,
-        auc_tolerance=auc_tolerance,
-        psnr_tolerance=psnr_tolerance,
-        colourfulness_tolerance=colourfulness_tolerance,
+    _tracking_reachable()
+    policy = PromotionPolicy(
+        **_given(auc_tolerance=auc_tolerance, psnr_tolerance=psnr_tolerance, colourfulness_tolerance=colourfulness_tolerance)
     )
+    d = promote_flow(model, candidate, shards=shards, alias=alias, policy=policy)
     typer.echo(f"{model} v{candidate}: {'promoted to ' + alias if d['promoted'] else 'refused'} ({d['reason']})")
     raise typer.Exit(0 if d["promoted"] else 1)
 
 
 @app.command()
+@clear_errors
 def pipeline(
     source: str = typer.Argument(..., help="training photos (fsspec URL)"),
     workdir: Optional[str] = typer.Option(None, help="where shards and bins go (default: <state>/pipeline)"),
@@ -373,28 +442,30 @@ def pipeline(
     """preprocess -> bins -> train -> evaluate -> promote, skipping steps whose outputs are current."""
     from colorize_core.models import ModelConfig
     from flows.pipeline import pipeline_flow
+    from tasks.checks import check_source
     from tasks.train import train_config
 
     _storage(storage_options)
-    cfg = _checked(lambda: train_config(config, set_, None, "", 1))
-    model = _checked(lambda: ModelConfig(arch=arch))
+    check_source(source)
+    _tracking_reachable()
+    cfg = train_config(config, set_, None, "", 1)
     _show(
-        _guarded(
-            pipeline_flow,
+        pipeline_flow(
             source,
             workdir=workdir,
             method=method,
-            model=model,
+            model=ModelConfig(arch=arch),
             train=cfg,
             split_by_folder=split_by_folder,
             model_name=model_name,
             init_model=init_model,
             dask_address=dask_address,
-        )
+        )  # fmt: skip
     )
 
 
 @app.command()
+@clear_errors
 def run(
     source: str = typer.Option(SAMPLES, help="collection to restore (default: the sample collection)"),
     dest: Optional[str] = typer.Option(None, help="default: <state folder>/restored"),
@@ -402,10 +473,9 @@ def run(
     """The main job on embedded defaults: restore a collection with the champion model (the bundled
     default model when the registry has none), local folders as object storage, MLflow on SQLite,
     Prefect without a server."""
-    from flows.restore import restore_flow
-    from tasks.tracking import state_dir
+    from tasks.state import state_dir
 
-    s = _guarded(restore_flow, source, dest or str(state_dir() / "restored"))
+    s = _restore(source, dest or str(state_dir() / "restored"), DEFAULT_MODEL, _colorize_config, (None, None, None, None, None, False))
     _report(s)
     raise typer.Exit(min(s.failed, 100))
 

@@ -1,4 +1,4 @@
-"""Evaluate and promote flows: held-out metrics against baselines, and the champion gate."""
+"""Evaluate and promote flows: held-out metrics against baselines, the decoder fit, and the champion gate."""
 
 from __future__ import annotations
 
@@ -6,19 +6,38 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from prefect import flow
 
-from tasks.evaluate import PromotionPolicy, cached_evaluation, evaluate_model, promotion_decision, record_decision, record_evaluation
+from tasks.checks import ArgumentError
+from tasks.evaluate import (
+    PRIMARY,
+    PromotionPolicy,
+    cached_evaluation,
+    evaluate_model,
+    fit_and_register,
+    promotion_decision,
+    record_decision,
+    record_evaluation,
+)
 from tasks.registry import resolve
 from tasks.tracking import configure_mlflow
 
 
 @flow(name="evaluate", log_prints=True)
-def evaluate_flow(model: str, shards: str, limit: int | None = None) -> dict:
+def evaluate_flow(model: str, shards: str, limit: int | None = None, degraded: bool = False, fit_decoder: bool = False) -> dict:
+    """Figures of `model` on the validation rows of `shards` (and of their degraded copy). With
+    `fit_decoder`, the confident decode is fitted on them first and the model registered again with it
+    as its default (a new version): the figures are then those of the new version."""
     configure_mlflow()
+    if fit_decoder and not model.startswith("models:/"):
+        raise ArgumentError(f"--fit-decoder registers a new version: give a registry URI, not {model}")
     ref = resolve(model)
-    results = evaluate_model(ref, shards, limit)
-    if model.startswith("models:/"):
+    fitted = None
+    if fit_decoder:
+        fitted = fit_and_register(ref, shards, limit)
+        ref = resolve(fitted["model"])
+    results = evaluate_model(ref, shards, limit, degraded)
+    if ref.uri.startswith("models:/"):
         record_evaluation(ref, shards, results)
-    return results
+    return {"model": f"{ref.name} v{ref.version}", "results": results, "fitted": fitted}
 
 
 @flow(name="promote", log_prints=True)
@@ -27,9 +46,7 @@ def promote_flow(
     candidate: str,
     shards: str | None = None,
     alias: str = "champion",
-    auc_tolerance: float = PromotionPolicy.auc_tolerance,
-    psnr_tolerance: float = PromotionPolicy.psnr_tolerance,
-    colourfulness_tolerance: float = PromotionPolicy.colourfulness_tolerance,
+    policy: PromotionPolicy = PromotionPolicy(),
     limit: int | None = None,
 ) -> dict:
     """Evaluates the candidate and the current champion on the same validation shards (by default
@@ -43,7 +60,7 @@ def promote_flow(
         champion = None
     cand = _figures(model, candidate, shards, limit)
     champ = _figures(model, champion, shards, limit) if champion and champion != candidate else None
-    promoted, reason = promotion_decision(cand, champ, PromotionPolicy(auc_tolerance, psnr_tolerance, colourfulness_tolerance))
+    promoted, reason = promotion_decision(cand, champ, policy)
     record_decision(model, candidate, champion if champion != candidate else None, promoted, reason, alias)
     return {
         "model": model,
@@ -51,8 +68,8 @@ def promote_flow(
         "champion_before": champion,
         "promoted": promoted,
         "reason": reason,
-        "candidate_metrics": cand["model/annealed-mean"],
-        "champion_metrics": champ["model/annealed-mean"] if champ else None,
+        "candidate_metrics": cand[PRIMARY],
+        "champion_metrics": champ[PRIMARY] if champ else None,
     }
 
 

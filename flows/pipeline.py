@@ -16,6 +16,7 @@ from prefect import flow, get_run_logger
 from colorize_core.bins import BinConfig
 from colorize_core.models import ModelConfig
 from colorize_core.rebalance import RebalanceConfig
+from colorize_core.shards import PreprocessConfig
 from colorize_core.train import TrainConfig
 from flows.bins import bins_flow
 from flows.evaluate import promote_flow
@@ -35,7 +36,7 @@ def pipeline_flow(
     model: ModelConfig = ModelConfig(),
     train: TrainConfig = TrainConfig(),
     split_by_folder: bool = False,
-    val_fraction: float = 0.1,
+    preprocess: PreprocessConfig = PreprocessConfig(),
     model_name: str = "colorizer",
     init_model: str | None = None,
     dask_address: str | None = None,
@@ -48,9 +49,7 @@ def pipeline_flow(
     workdir = workdir or str(state_dir() / "pipeline")
     shards, bins_out = join(workdir, "shards"), join(workdir, "bins", f"{method}.npz")
 
-    pre = preprocess_flow(
-        source, shards, val_fraction=val_fraction, split_by_folder=split_by_folder, dask_address=dask_address, n_workers=n_workers
-    )
+    pre = preprocess_flow(source, shards, preprocess, split_by_folder=split_by_folder, dask_address=dask_address, n_workers=n_workers)
     key = inputs_key(committed_shards(shards), BinConfig(method=method), RebalanceConfig())
     report_url = bins_out[: -len(".npz")] + ".json"
     if exists(report_url) and json.loads(read_bytes(report_url)).get("inputs_key") == key:
@@ -58,7 +57,7 @@ def pipeline_flow(
         skipped.append("bins")
         log.info("bins: skipped, %s is up to date", bins_out)
     else:
-        report = bins_flow(shards, bins_out, method=method, dask_address=dask_address, n_workers=n_workers)
+        report = bins_flow(shards, bins_out, BinConfig(method=method), dask_address=dask_address, n_workers=n_workers)
 
     configure_mlflow()
     params = {"bins": report["checksum"], "model": dataclasses.asdict(model), "train": dataclasses.asdict(train), "init": init_model}

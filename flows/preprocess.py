@@ -1,20 +1,20 @@
-"""Preprocess flow: images under any fsspec URL -> Lab shards in Parquet, on Dask."""
+"""Preprocess flow: images under any fsspec URL -> Lab shards in Parquet, on Dask, each file read once
+(hashed, checked against what the shards hold, decoded, in one task) and deduplicated at commit."""
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 
 from prefect import flow
 
-from colorize_core.imageio import ReaderConfig
 from colorize_core.shards import PreprocessConfig
 from tasks.cluster import dask_client
 from tasks.preprocess import (
     PreprocessSummary,
     clean_staging,
     folder_split,
-    hash_on_dask,
     known_content,
     list_sources,
     publish_summary,
@@ -27,10 +27,8 @@ from tasks.preprocess import (
 def preprocess_flow(
     source: str,
     shards: str,
-    size: int = 256,
-    val_fraction: float = 0.1,
+    cfg: PreprocessConfig = PreprocessConfig(),
     rows_per_shard: int = 64,
-    max_pixels: int = ReaderConfig.max_pixels,
     split_by_folder: bool = False,
     dask_address: str | None = None,
     n_workers: int = 2,
@@ -38,35 +36,24 @@ def preprocess_flow(
     """`split_by_folder`: images under SOURCE/train/ and SOURCE/val/ keep that split (a corpus split
     by subject); otherwise the split is a function of the content hash."""
     started = time.time()
-    cfg = PreprocessConfig(size=size, val_fraction=val_fraction, reader=ReaderConfig(max_pixels=max_pixels))
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     summary = PreprocessSummary(run_id=run_id)
 
     images, others = list_sources(source)
     summary.seen, summary.not_images = len(images), len(others)
-    present, quarantined = known_content(shards)
+    known = known_content(shards)
+    items = [(uri, folder_split(uri, source) if split_by_folder else None) for uri in images]
     with dask_client(dask_address, n_workers) as client:
-        scheduler = client.scheduler.address
-        hashed = hash_on_dask(images, scheduler)
-        todo, bad, seen_ids = [], [], set()
-        for uri, cid, error in hashed:
-            if error:
-                bad.append({"source": uri, "id": None, "reason": error})
-            elif cid in present:
-                summary.already_present += 1
-            elif cid in seen_ids:
-                summary.duplicates += 1
-            elif (uri, cid) in quarantined:
-                summary.previously_quarantined += 1
-            else:
-                seen_ids.add(cid)
-                todo.append((uri, cid, folder_split(uri, source) if split_by_folder else None))
-        chunks = [todo[i : i + rows_per_shard] for i in range(0, len(todo), rows_per_shard)]
-        written, shard_bad = shard_on_dask(chunks, shards, run_id, cfg, scheduler)
-    bad += shard_bad
+        # at most rows_per_shard files a task, and at least about four tasks a worker so none idles at the end
+        per_task = max(1, min(rows_per_shard, math.ceil(len(items) / (4 * max(1, len(client.scheduler_info()["workers"]))))))
+        chunks = [items[i : i + per_task] for i in range(0, len(items), per_task)]
+        written, bad, counts = shard_on_dask(chunks, shards, run_id, cfg, known, client.scheduler.address)
     clean_staging(shards, run_id)
     write_quarantine(shards, run_id, bad)
     summary.shards = written
     summary.quarantined = len(bad)
-    summary.written = len(todo) - len(shard_bad)
+    summary.written = counts["written"]
+    summary.duplicates = counts["duplicates"]
+    summary.already_present = counts["already_present"]
+    summary.previously_quarantined = counts["previously_quarantined"]
     return publish_summary(summary, started)

@@ -5,23 +5,27 @@ from __future__ import annotations
 import time
 import uuid
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
+from colorize_core.colorize import ColorizeConfig
 from colorize_core.imageio import ReaderConfig
-from colorize_core.restore import RestoreConfig
+from colorize_core.package import read_decode
+from tasks.checks import check_dest, check_source
 from tasks.cluster import dask_client
+from tasks.layout import DestLayout
+from tasks.lease import Lease
 from tasks.preprocess import hash_on_dask, list_sources
-from tasks.registry import DEFAULT_MODEL_URI, ModelRef, resolve
+from tasks.registry import DEFAULT_MODEL_URI, resolve
 from tasks.restore import (
+    RestoreJob,
     RestoreSummary,
-    done_hashes,
+    done_items,
     finish_manifest,
     load_manifests,
     publish_report,
     remove_stale_temporaries,
     restore_on_dask,
 )
-from tasks.storage import join
 
 
 @flow(name="restore", log_prints=True)
@@ -29,60 +33,52 @@ def restore_flow(
     source: str,
     dest: str,
     model: str = DEFAULT_MODEL_URI,
-    decode: str = "annealed-mean",
-    temperature: float = 0.38,
-    top_k: int = 5,
-    size: int = 256,
-    uncertainty: bool = False,
+    colorize: ColorizeConfig = ColorizeConfig(),
     batch_size: int = 8,
     max_pixels: int = ReaderConfig.max_pixels,
     dask_address: str | None = None,
     n_workers: int = 2,
     progress: bool = True,
+    review: bool = True,
+    only: list[str] | None = None,
 ) -> RestoreSummary:
+    """`colorize.decode` None (the default) decodes as the model package says; `only` limits the run
+    to these content hashes (for example the items curators rejected)."""
     started = time.time()
-    cfg = RestoreConfig(method=decode, temperature=temperature, top_k=top_k, size=size, uncertainty=uncertainty)
+    check_source(source)
+    check_dest(source, dest)
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    ref: ModelRef = resolve(model)
-    summary = RestoreSummary(run_id=run_id, model=f"{ref.name} v{ref.version}", outputs=join(dest, ref.prefix))
+    ref = resolve(model)
+    layout = DestLayout(dest, ref.prefix)
+    job = RestoreJob(
+        source, layout, ref, colorize.resolved(read_decode(ref.directory)), ReaderConfig(max_pixels=max_pixels), run_id, review
+    )
+    summary = RestoreSummary(run_id=run_id, model=f"{ref.name} v{ref.version}", outputs=layout.outputs)
     images, _ = list_sources(source)
-    remove_stale_temporaries(dest, ref.prefix)
-    done = done_hashes(load_manifests(dest), ref, _settings(cfg))
-    with dask_client(dask_address, n_workers) as client:
-        hashed = hash_on_dask(images, client.scheduler.address)
-        rows, todo = [], []
-        for uri, cid, error in hashed:
-            base = {
-                "source": uri,
-                "content_hash": cid,
-                "model_name": ref.name,
-                "model_version": ref.version,
-                "decode": _settings(cfg),
-                "run_id": run_id,
-                "seconds": 0.0,
-            }
-            if error:
-                rows.append(dict(base, status="failed", error=error))
-            elif cid in done:
-                rows.append(dict(base, status="skipped", output=done[cid], error="already done by this model version"))
-            else:
-                todo.append({"source": uri, "content_hash": cid})
-        batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
-        rows += restore_on_dask(
-            batches, source, dest, ref, cfg, ReaderConfig(max_pixels=max_pixels), run_id, client.scheduler.address, progress
-        )
     summary.seen = len(images)
-    summary.done = sum(r["status"] == "done" for r in rows)
-    summary.skipped = sum(r["status"] == "skipped" for r in rows)
-    summary.failed = sum(r["status"] == "failed" for r in rows)
-    summary.failures = [(r["source"], r["error"]) for r in rows if r["status"] == "failed"]
-    summary.megapixels = sum((r.get("width") or 0) * (r.get("height") or 0) for r in rows if r["status"] == "done") / 1e6
-    summary.manifest = finish_manifest(dest, run_id, rows)
+    lease = Lease(layout.lease, run_id)
+    lease.acquire(
+        on_wait=lambda h: get_run_logger().warning(f"waiting: run {h.run_id} (pid {h.pid} on {h.host}) is writing {layout.outputs}")
+    )
+    try:
+        remove_stale_temporaries(layout)
+        done = done_items(load_manifests(layout), job)
+        rows = []
+        if images:
+            with dask_client(dask_address, n_workers) as client:
+                todo = []
+                for uri, cid, error in hash_on_dask(images, client.scheduler.address):
+                    if error:
+                        rows.append(job.row(uri, cid, error=error))
+                    elif cid in done:
+                        rows.append(job.row(uri, cid, status="skipped", output=done[cid], error="already done by this model version"))
+                    elif only is None or cid in only:
+                        todo.append((uri, cid))
+                batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+                rows += restore_on_dask(batches, job, client.scheduler.address, progress)
+        summary.count(rows)
+        summary.manifest = finish_manifest(layout, run_id, rows)
+    finally:
+        lease.release()
     summary.seconds = time.time() - started
-    return publish_report(summary, rows, dest)
-
-
-def _settings(cfg: RestoreConfig) -> str:
-    import json
-
-    return json.dumps(cfg.settings(), sort_keys=True)
+    return publish_report(summary, rows, layout)

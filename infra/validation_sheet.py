@@ -14,8 +14,9 @@ import torch
 from PIL import Image, ImageDraw
 
 from colorize_core.color import lab_to_rgb
+from colorize_core.colorize import ColorizeConfig, chroma_at_working_size
 from colorize_core.data import read_rows
-from colorize_core.inference import predict_ab
+from colorize_core.inference import predict
 from colorize_core.package import load_package
 
 CELL = 160
@@ -26,7 +27,8 @@ def main(package: str, shards: str, out: str, columns: int = 2) -> None:
     tiles = []
     for url in sorted(glob.glob(str(Path(shards) / "*.parquet"))):
         for L, ab in read_rows(url, lambda p: open(p, "rb"), "val"):
-            pred = predict_ab(pkg.model, torch.from_numpy(L)[None, None], pkg.model.centres, pkg.decode)[0].permute(1, 2, 0).numpy()
+            L_in = torch.from_numpy(L)[None, None]
+            pred = chroma_at_working_size(pkg, L_in, predict(pkg.model, L_in), ColorizeConfig())[0].permute(1, 2, 0).numpy()
             row = [np.zeros_like(ab, np.float32), pred, ab.astype(np.float32)]
             imgs = [
                 Image.fromarray((lab_to_rgb(np.concatenate([L[..., None], a], -1)) * 255).round().astype(np.uint8)).resize((CELL, CELL))

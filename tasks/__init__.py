@@ -2,12 +2,12 @@
 
 import logging
 
-from prefect import get_run_logger
-from prefect.exceptions import MissingContextError
-
 
 def logger():
     """Prefect's run logger inside a flow or task; a plain logger when a task's `.fn` runs alone."""
+    from prefect import get_run_logger
+    from prefect.exceptions import MissingContextError
+
     try:
         return get_run_logger()
     except MissingContextError:

@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
-from typing import Iterator
+import socket
+import threading
+from typing import Any, Callable, Iterable, Iterator
 
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, as_completed
 
 
 @contextlib.contextmanager
@@ -30,3 +33,71 @@ def dask_client(address: str | None = None, n_workers: int = 2, processes: bool 
         Client(cluster) as client,
     ):
         yield client
+
+
+def bounded_map(client: Client, fn: Callable, jobs: Iterable[tuple], per_worker: int = 2) -> Iterator[tuple[int, Any]]:
+    """(index, result) of `fn(*job)` for each job, as they finish, with at most `per_worker` jobs per
+    worker in flight: memory stays bounded however many jobs there are, and results are handled (committed,
+    recorded) as soon as each is ready. A job lost with its worker is rerun by Dask on another."""
+    window = per_worker * max(1, len(client.scheduler_info()["workers"]))
+    pending = enumerate(jobs)
+    futures = {}
+
+    def submit(item) -> None:
+        i, job = item
+        fut = client.submit(fn, *job, pure=False)
+        futures[fut.key] = i
+        queue.add(fut)
+
+    queue = as_completed()
+    for item in itertools.islice(pending, window):
+        submit(item)
+    for fut in queue:
+        yield futures.pop(fut.key), fut.result()
+        nxt = next(pending, None)
+        if nxt is not None:
+            submit(nxt)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ClusterInBackground:
+    """A LocalCluster of worker processes started on a thread, with the model loaded on its workers,
+    while the caller goes on with other start-up work (the Prefect API, the registry). Its address is
+    known at once (a port chosen up front); a client connecting early waits for the scheduler."""
+
+    def __init__(self, n_workers: int, ref=None, size: int = 256):
+        self.address = f"tcp://127.0.0.1:{free_port()}"
+        self.cluster: LocalCluster | None = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._start, args=(n_workers, ref, size), daemon=True, name="cluster-start")
+        self._thread.start()
+
+    def _start(self, n_workers: int, ref, size: int) -> None:
+        try:
+            logging.getLogger("distributed").setLevel(logging.WARNING)
+            port = int(self.address.rsplit(":", 1)[1])
+            self.cluster = LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=1,
+                processes=True,
+                scheduler_port=port,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
+            if ref is not None:
+                from tasks.restore import warm_worker
+
+                with Client(self.cluster, set_as_default=False) as client:
+                    client.run(warm_worker, ref, size)
+        except BaseException as e:  # reported by close(); the flow's own client fails with a clear timeout meanwhile
+            self.error = e
+
+    def close(self) -> None:
+        self._thread.join()
+        if self.cluster is not None:
+            self.cluster.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 from dataclasses import dataclass
 
 from mlflow import MlflowClient
@@ -9,15 +11,18 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NONE
 
+from colorize_core.colorize import ColorizeConfig
 from colorize_core.data import read_rows
-from colorize_core.evaluation import evaluate_package
+from colorize_core.decoder_fit import FitConfig, fit_decoder
+from colorize_core.degrade import DegradeConfig
+from colorize_core.evaluation import Sample, evaluate, predicted, samples, standard_configs
 from colorize_core.package import load_package
 from tasks import logger
 from tasks.preprocess import committed_shards
-from tasks.registry import ModelRef
-from tasks.train import open_url
+from tasks.registry import ModelRef, register_package
+from tasks.storage import open_url
 
-PRIMARY = "model/annealed-mean"
+PRIMARY = "model/default"  # the model package's own decode: what restore uses
 
 
 @dataclass(frozen=True)
@@ -27,37 +32,61 @@ class PromotionPolicy:
     colourfulness_tolerance: float = 2.0  # |delta colourfulness| may grow by this much
 
 
-@task(retries=2, retry_delay_seconds=3, cache_policy=NONE)
-def evaluate_model(ref: ModelRef, shards: str, limit: int | None = None) -> dict[str, dict]:
-    pkg = load_package(ref.directory)
-
-    def images():
-        n = 0
-        for url in committed_shards(shards):
-            for L, ab in read_rows(url, open_url, "val"):
-                yield L, ab
-                n += 1
-                if limit and n >= limit:
-                    return
-
-    results = evaluate_package(pkg, images())
-    if not results:
+def validation_samples(shards: str, limit: int | None = None, degraded: bool = False) -> list[Sample]:
+    """The validation rows of the shards as evaluation samples; `degraded`: their L as an archival scan
+    (the same seeded degradations every time)."""
+    rows = itertools.islice((row for url in committed_shards(shards) for row in read_rows(url, open_url, "val")), limit)
+    items = list(samples(rows, DegradeConfig(p=1.0) if degraded else None))
+    if not items:
         raise ValueError(f"no validation rows in {shards}")
+    return items
+
+
+@task(retries=2, retry_delay_seconds=3, cache_policy=NONE)
+def evaluate_model(ref: ModelRef, shards: str, limit: int | None = None, degraded: bool = False) -> dict[str, dict]:
+    """Each decode of the model and the baselines; with `degraded`, the same again on the degraded copy
+    (keys prefixed `degraded:`)."""
+    pkg = load_package(ref.directory)
+    configs = standard_configs(pkg)
+    results = evaluate(pkg, predicted(pkg, validation_samples(shards, limit)), configs)
+    if degraded:
+        worn = evaluate(pkg, predicted(pkg, validation_samples(shards, limit, degraded=True)), configs)
+        results |= {f"degraded:{k}": v for k, v in worn.items()}
     return results
 
 
 @task(retries=2, retry_delay_seconds=3, cache_policy=NONE)
 def record_evaluation(ref: ModelRef, shards: str, results: dict[str, dict]) -> None:
-    """Tags on the model version (eval.<metric>, eval.<baseline>.<metric>) and a Prefect table."""
+    """Tags on the model version: the primary figures one by one (eval.<metric>, for the registry's UI),
+    the whole table as JSON (eval.results), the shards it was measured on; and a Prefect table."""
     client = MlflowClient()
-    for key, summary in results.items():
-        prefix = "eval" if key == PRIMARY else f"eval.{key.replace('/', '.')}"
-        for metric, value in summary.items():
-            client.set_model_version_tag(ref.name, ref.version, f"{prefix}.{metric}", f"{value:.6g}")
+    for metric, value in results[PRIMARY].items():
+        client.set_model_version_tag(ref.name, ref.version, f"eval.{metric}", f"{value:.6g}")
+    client.set_model_version_tag(ref.name, ref.version, "eval.results", json.dumps(results, separators=(",", ":")))
     client.set_model_version_tag(ref.name, ref.version, "eval.shards", shards)
     rows = [{"what": k, **{m: round(v, 4) for m, v in s.items()}} for k, s in results.items()]
     create_table_artifact(key="evaluation", table=rows, description=f"{ref.name} v{ref.version} on {shards}")
     logger().info("evaluation of %s v%s: %s", ref.name, ref.version, results[PRIMARY])
+
+
+@task(retries=1, cache_policy=NONE)
+def fit_and_register(ref: ModelRef, shards: str, limit: int | None = None, fit: FitConfig = FitConfig()) -> dict:
+    """Fits the confident decode on the validation rows and registers the model with it as a new
+    version (same weights and bins; the fitted decode in its config; the figures as tags)."""
+    pkg = load_package(ref.directory)
+    result = fit_decoder(pkg, validation_samples(shards, limit), ColorizeConfig(), fit)
+    pkg.decode = result.decode
+    pkg.meta = dict(pkg.meta, decoder_fit={"from_version": ref.version, "shards": shards, "feasible": result.feasible,
+                                           "figures": result.figures, "gray": result.gray})  # fmt: skip
+    version = register_package(pkg, ref.name, f"{ref.name} v{ref.version} with its decode fitted on {shards}",
+                               tags={"decoder_fitted_from": ref.version, "decoder_fit_feasible": str(result.feasible)})  # fmt: skip
+    logger().info("fitted decode %s (feasible: %s): %s", result.decode.settings(), result.feasible, result.figures)
+    return {
+        "decode": result.decode.settings(),
+        "feasible": result.feasible,
+        "model": f"models:/{ref.name}/{version}",
+        "figures": result.figures,
+    }
 
 
 def promotion_decision(candidate: dict[str, dict], champion: dict[str, dict] | None, policy: PromotionPolicy) -> tuple[bool, str]:
@@ -105,13 +134,7 @@ def record_decision(name: str, candidate: str, champion: str | None, promoted: b
 def cached_evaluation(name: str, version: str, shards: str) -> dict[str, dict] | None:
     """Figures recorded on a model version for these shards, in `evaluate_model`'s shape, or None."""
     tags = MlflowClient().get_model_version(name, version).tags
-    if tags.get("eval.shards") != shards:
+    if tags.get("eval.shards") != shards or "eval.results" not in tags:
         return None
-    out: dict[str, dict] = {}
-    for k, v in tags.items():
-        if not k.startswith("eval.") or k == "eval.shards":
-            continue
-        parts = k.split(".")
-        key, metric = (PRIMARY, parts[1]) if len(parts) == 2 else (f"{parts[1]}/{parts[2]}", parts[3])
-        out.setdefault(key, {})[metric] = float(v)
+    out = json.loads(tags["eval.results"])
     return out if PRIMARY in out and "baseline/gray" in out else None

@@ -12,8 +12,9 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
-from distributed import Client, as_completed
+from distributed import Client
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
@@ -21,7 +22,8 @@ from prefect.cache_policies import NONE
 from colorize_core.imageio import ImageReadError
 from colorize_core.shards import PreprocessConfig, check_schema, content_hash, make_row, rows_to_table
 from tasks import logger as get_run_logger
-from tasks.storage import atomic_write, filesystem, full_url, join, list_files, read_bytes
+from tasks.cluster import bounded_map
+from tasks.storage import atomic_write, filesystem, full_url, join, list_files, read_bytes, retrying
 
 QUARANTINE_SCHEMA = pa.schema([("source", pa.string()), ("id", pa.string()), ("reason", pa.string()), ("run_id", pa.string())])
 
@@ -59,21 +61,32 @@ def hash_sources(uris: list[str]) -> list[tuple[str, str | None, str | None]]:
     out = []
     for uri in uris:
         try:
-            out.append((uri, content_hash(read_bytes(uri)), None))
+            out.append((uri, content_hash(retrying(lambda: read_bytes(uri), uri)), None))
         except Exception as e:  # unreadable storage object: quarantined by the caller
             out.append((uri, None, f"cannot read: {e}"))
     return out
 
 
-def build_shard(items: list[tuple[str, str, str | None]], staging_url: str, cfg: PreprocessConfig) -> dict:
-    """Decodes `items` (uri, id, split or None) into one Parquet shard at `staging_url`; bad inputs
-    are returned, not raised."""
+def build_shard(items: list[tuple[str, str | None]], staging_url: str, cfg: PreprocessConfig, known: "KnownContent") -> dict:
+    """Reads each file once: hashes it, skips content already in the shards (or quarantined from this
+    very file before) and repeats within the chunk, decodes the rest into one Parquet shard at
+    `staging_url`. Items are (uri, split or None); bad inputs are returned, not raised."""
     _limit_threads()
-    rows, bad = [], []
-    for uri, cid, split in items:
+    rows, bad, counts, seen = [], [], {"already_present": 0, "previously_quarantined": 0, "duplicates": 0}, set()
+    for uri, split in items:
+        cid = None
         try:
-            data = read_bytes(uri)
-            rows.append(make_row(data, uri, cfg, content_id=cid, split=split))
+            data = retrying(lambda: read_bytes(uri), uri)
+            cid = content_hash(data)
+            if cid in known.ids:
+                counts["already_present"] += 1
+            elif (uri, cid) in known.quarantined:
+                counts["previously_quarantined"] += 1
+            elif cid in seen:
+                counts["duplicates"] += 1
+            else:
+                seen.add(cid)
+                rows.append(make_row(data, uri, cfg, content_id=cid, split=split))
         except ImageReadError as e:
             bad.append({"source": uri, "id": cid, "reason": e.reason})
         except Exception as e:  # anything else is still this item's problem, not the batch's
@@ -81,8 +94,14 @@ def build_shard(items: list[tuple[str, str, str | None]], staging_url: str, cfg:
     if rows:
         buf = io.BytesIO()
         pq.write_table(rows_to_table(rows), buf, compression="zstd")
-        atomic_write(staging_url, buf.getvalue())
-    return {"staging": staging_url if rows else None, "rows": len(rows), "bad": bad}
+        retrying(lambda: atomic_write(staging_url, buf.getvalue()), staging_url)
+    return {"staging": staging_url if rows else None, "ids": [r["id"] for r in rows], "bad": bad, "counts": counts}
+
+
+@dataclass(frozen=True)
+class KnownContent:
+    ids: frozenset[str]  # content already in committed shards
+    quarantined: frozenset[tuple[str, str]]  # (source, id) already quarantined by an earlier run
 
 
 # ---------------------------------------------------------------- Prefect tasks (client side)
@@ -105,7 +124,7 @@ def list_sources(source: str) -> tuple[list[str], list[str]]:
 
 
 @task(retries=3, retry_delay_seconds=2, cache_policy=NONE)
-def known_content(shards_url: str) -> tuple[set[str], set[tuple[str, str]]]:
+def known_content(shards_url: str) -> KnownContent:
     """Ids already in committed shards, and (source, id) pairs already quarantined."""
     ids: set[str] = set()
     for url in committed_shards(shards_url):
@@ -121,7 +140,7 @@ def known_content(shards_url: str) -> tuple[set[str], set[tuple[str, str]]]:
             with fs.open(path, "rb") as f:
                 t = pq.read_table(f, columns=["source", "id"])
             quarantined.update(zip(t.column("source").to_pylist(), t.column("id").to_pylist()))
-    return ids, quarantined
+    return KnownContent(frozenset(ids), frozenset(quarantined))
 
 
 @task(cache_policy=NONE)
@@ -133,39 +152,46 @@ def hash_on_dask(uris: list[str], scheduler: str, chunk: int = 64) -> list[tuple
 
 @task(cache_policy=NONE)
 def shard_on_dask(
-    chunks: list[list[tuple[str, str, str | None]]], shards_url: str, run_id: str, cfg: PreprocessConfig, scheduler: str
-) -> tuple[list[str], list[dict]]:
+    chunks: list[list[tuple[str, str | None]]], shards_url: str, run_id: str, cfg: PreprocessConfig, known: KnownContent, scheduler: str
+) -> tuple[list[str], list[dict], dict[str, int]]:
     """Builds shards on the workers, at most two per worker in flight (bounded memory), and commits
-    each one by moving it from the run's staging prefix to its final name as soon as it is whole."""
+    each one as soon as it is whole: moved from the run's staging prefix to its final name, after
+    dropping rows whose content another chunk of this run committed first (deduplication at commit)."""
     logger = get_run_logger()
-    committed, bad = [], []
+    committed, bad, counts, ids = [], [], {"already_present": 0, "previously_quarantined": 0, "duplicates": 0}, set(known.ids)
     with Client(scheduler, set_as_default=False) as client:
-        window = 2 * max(1, len(client.scheduler_info()["workers"]))
-        pending = iter(enumerate(chunks))
-
-        def submit(i_chunk):
-            i, chunk = i_chunk
-            staging = join(shards_url, "_staging", run_id, f"part-{run_id}-{i:05d}.parquet")
-            return client.submit(build_shard, chunk, staging, cfg, pure=False)
-
-        queue = as_completed([submit(c) for _, c in zip(range(window), pending)])
-        for fut in queue:
-            result = fut.result()
+        [known_f] = client.scatter([known], broadcast=True)
+        jobs = ((c, join(shards_url, "_staging", run_id, f"part-{run_id}-{i:05d}.parquet"), cfg, known_f) for i, c in enumerate(chunks))
+        for _, result in bounded_map(client, build_shard, jobs):
             bad.extend(result["bad"])
-            if result["staging"]:
-                committed.append(commit_shard(result["staging"], shards_url))
-                logger.info("committed %s (%d rows)", committed[-1], result["rows"])
-            nxt = next(pending, None)
-            if nxt is not None:
-                queue.add(submit(nxt))
-    return sorted(committed), bad
+            for k, v in result["counts"].items():
+                counts[k] += v
+            repeats = ids.intersection(result["ids"])
+            counts["duplicates"] += len(repeats)
+            ids.update(result["ids"])
+            if result["staging"] and len(repeats) < len(result["ids"]):
+                committed.append(commit_shard(result["staging"], shards_url, drop=repeats))
+                logger.info("committed %s (%d rows)", committed[-1], len(result["ids"]) - len(repeats))
+    counts["written"] = len(ids) - len(known.ids)
+    return sorted(committed), bad, counts
 
 
-def commit_shard(staging_url: str, shards_url: str) -> str:
+def commit_shard(staging_url: str, shards_url: str, drop: set[str] = frozenset()) -> str:
+    """Moves a whole shard into place; rows whose id is in `drop` are filtered out first (rare: the same
+    content in two chunks of one run)."""
     fs, src = filesystem(staging_url)
     _, root = filesystem(shards_url)
     dst = join(root, posixpath.basename(src))
-    fs.mv(src, dst)
+    if drop:
+        with fs.open(src, "rb") as f:
+            t = pq.read_table(f)
+        t = t.filter(pa.compute.invert(pa.compute.is_in(t.column("id"), pa.array(sorted(drop)))))
+        buf = io.BytesIO()
+        pq.write_table(t, buf, compression="zstd")
+        atomic_write(full_url(fs, dst), buf.getvalue())
+        fs.rm(src)
+    else:
+        fs.mv(src, dst)
     return full_url(fs, dst)
 
 

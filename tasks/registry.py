@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -16,24 +17,28 @@ from mlflow.exceptions import MlflowException
 from prefect import task
 from prefect.cache_policies import NONE
 
-from colorize_core.package import ColorizerPackage, load_package, save_package
+from colorize_core.package import ColorizerPackage, load_package, package_checksum, save_package
+from tasks.checks import ModelMismatch
 from tasks.tracking import configure_mlflow, state_dir, tracking_uri
 
 CORE_DIR = str(Path(__file__).resolve().parents[1] / "colorize_core")
 PYFUNC_CODE = str(Path(__file__).resolve().parent / "pyfunc_model.py")
 DEFAULT_MODEL_URI = "models:/colorizer@champion"
+PACKAGE_TAG = "package_sha256"  # on every registered version: what a local copy must match
 BUNDLED_MODEL_DIR = str(Path(__file__).resolve().parents[1] / "colorize_core" / "default_model")
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ModelRef:
-    """A model resolved on the client: a local package directory, and its registry identity."""
+    """A model resolved on the client: a verified local copy of its package, its registry name and
+    version, and its identity (the checksum of the package's files)."""
 
     uri: str
     directory: str
     name: str
     version: str
+    sha256: str
 
     @property
     def prefix(self) -> str:
@@ -46,6 +51,7 @@ def log_package(pkg: ColorizerPackage, registered_name: str | None = None) -> tu
     Returns (model URI, registered version or None)."""
     with tempfile.TemporaryDirectory() as tmp:
         paths = save_package(tmp, pkg)
+        checksum = package_checksum(paths=paths)
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=PYFUNC_CODE,
@@ -53,9 +59,11 @@ def log_package(pkg: ColorizerPackage, registered_name: str | None = None) -> tu
             code_paths=[CORE_DIR],  # the model carries the library that runs it
             pip_requirements=["torch", "numpy", "pillow", "pyarrow", "scikit-learn"],
             registered_model_name=registered_name,
-            metadata={"bins_checksum": pkg.bins.checksum, "decode": json.dumps(pkg.decode.__dict__)},
+            metadata={"bins_checksum": pkg.bins.checksum, "decode": json.dumps(pkg.decode.__dict__), PACKAGE_TAG: checksum},
         )
     version = str(info.registered_model_version) if registered_name else None
+    if version:
+        MlflowClient().set_model_version_tag(registered_name, version, PACKAGE_TAG, checksum)
     return info.model_uri, version
 
 
@@ -72,32 +80,19 @@ def resolve_version(uri: str) -> tuple[str, str] | None:
     return name, version
 
 
-def load_colorizer(uri: str) -> ColorizerPackage:
-    """A package from a registry URI (`models:/name@alias`, `models:/name/N`), a run URI, or a
-    package directory. The weights load with weights_only=True: no code is unpickled."""
-    if os.path.isdir(uri):
-        return load_package(uri)
+def register_package(pkg: ColorizerPackage, name: str, source: str, alias: str | None = None, tags: dict | None = None) -> str:
+    """Logs the package in a run of its own, registers it as a new version of `name`, tags it, and
+    points `alias` at it when given; returns the version."""
     configure_mlflow()
-    nv = resolve_version(uri)
-    target = f"models:/{nv[0]}/{nv[1]}" if nv else uri
-    local = mlflow.artifacts.download_artifacts(artifact_uri=target)
-    pkg = load_package(os.path.join(local, "artifacts"))
-    if nv:
-        pkg.meta = dict(pkg.meta, name=nv[0], version=nv[1])
-    return pkg
-
-
-def has_model(uri: str) -> bool:
-    """True when a registry URI resolves to a model version (alias set, version present)."""
-    try:
-        configure_mlflow()
-        return resolve_version(uri) is not None
-    except MlflowException:
-        return False
-
-
-def set_alias(name: str, alias: str, version: str) -> None:
-    MlflowClient().set_registered_model_alias(name, alias, version)
+    with mlflow.start_run(run_name=f"register-{name}"):
+        mlflow.set_tag("source", source)
+        _, version = log_package(pkg, name)
+    client = MlflowClient()
+    for k, v in (tags or {}).items():
+        client.set_model_version_tag(name, version, k, v)
+    if alias:
+        client.set_registered_model_alias(name, alias, version)
+    return version
 
 
 def register_bundled_default(name: str = "colorizer", alias: str = "champion") -> tuple[str, str]:
@@ -108,24 +103,37 @@ def register_bundled_default(name: str = "colorizer", alias: str = "champion") -
             f"no model version behind {DEFAULT_MODEL_URI} in the registry at {tracking_uri()}, and no bundled default "
             "model: train one (colorize train) or import the published weights (colorize import-weights)"
         )
-    pkg = load_package(BUNDLED_MODEL_DIR)
-    with mlflow.start_run(run_name="bundled-default-model"):
-        mlflow.set_tag("source", "bundled default model (colorize_core/default_model)")
-        _, version = log_package(pkg, name)
-    client = MlflowClient()
-    client.set_model_version_tag(name, version, "bundled", "true")
-    client.set_registered_model_alias(name, alias, version)
-    return name, version
+    source = "bundled default model (colorize_core/default_model)"
+    return name, register_package(load_package(BUNDLED_MODEL_DIR), name, source, alias, {"bundled": "true"})
+
+
+def import_reference_checkpoint(checkpoint: str, name: str, alias: str | None = None) -> str:
+    """A released ECCV16 state dict, checked layer by layer, registered with the canonical 313 bins."""
+    import torch
+
+    from colorize_core.bins import canonical_bins
+    from colorize_core.models import Colorizer, ModelConfig, check_reference_checkpoint
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    check_reference_checkpoint(state)  # ValueError naming the first missing or mismatched key
+    model = Colorizer(ModelConfig("eccv16"))
+    model.load_state_dict(state)
+    pkg = ColorizerPackage(model.eval(), canonical_bins(), meta={"source": "reference ECCV16 release"})
+    return register_package(pkg, name, f"imported reference checkpoint {os.path.basename(checkpoint)}", alias)
 
 
 def resolve_model(uri: str = DEFAULT_MODEL_URI) -> ModelRef:
-    """A local copy of the model's package, and its name and version.
+    """A verified local copy of the model's package, and its name, version and checksum.
 
-    `models:/name@alias`, `models:/name/N` or a package directory. When the registry has no
-    champion yet, the bundled default model is registered and used, and the log says so."""
+    `models:/name@alias`, `models:/name/N` or a package directory. Local copies are keyed by the
+    registry and the version's identity (run, source, creation time), never by name and version
+    alone, and checked against the checksum recorded at registration: a URI resolved against one
+    registry never yields a model from another, nor a reset registry's earlier version N. When the
+    registry has no champion yet, the bundled default model is registered and used, and the log says so."""
     if os.path.isdir(uri):
-        pkg = load_package(uri)
-        return ModelRef(uri, os.path.abspath(uri), pkg.name, pkg.meta.get("version", pkg.bins.checksum[:8]))
+        pkg_meta = read_meta(uri)
+        checksum = package_checksum(uri)
+        return ModelRef(uri, os.path.abspath(uri), pkg_meta.get("name", "colorizer"), str(pkg_meta.get("version", checksum[:8])), checksum)
     configure_mlflow()
     try:
         nv = resolve_version(uri)
@@ -139,15 +147,34 @@ def resolve_model(uri: str = DEFAULT_MODEL_URI) -> ModelRef:
             f"The registry had no {DEFAULT_MODEL_URI}: registered the bundled default model as {nv[0]} version {nv[1]} and set it as champion."
         )
     name, version = nv
-    local = state_dir() / "models" / f"{name}-v{version}"
+    mv = MlflowClient().get_model_version(name, version)
+    identity = hashlib.sha256(f"{tracking_uri()}|{name}|{version}|{mv.run_id}|{mv.source}|{mv.creation_timestamp}".encode()).hexdigest()
+    local = state_dir() / "models" / f"{name}-v{version}-{identity[:16]}"
+    expected = mv.tags.get(PACKAGE_TAG)
     if not (local / "weights.pt").exists():
         downloaded = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}")
         tmp = Path(tempfile.mkdtemp(dir=state_dir()))
         shutil.copytree(os.path.join(downloaded, "artifacts"), tmp / "pkg")
+        _verify(tmp / "pkg", expected, uri)
         local.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp / "pkg", local)  # whole or absent
         shutil.rmtree(tmp, ignore_errors=True)
-    return ModelRef(uri, str(local), name, version)
+    checksum = _verify(local, expected, uri)
+    return ModelRef(uri, str(local), name, version, checksum)
+
+
+def _verify(directory: Path, expected: str | None, uri: str) -> str:
+    checksum = package_checksum(str(directory))
+    if expected and checksum != expected:
+        raise ModelMismatch(
+            f"the local copy of {uri} at {directory} does not match the registry (sha256 {checksum[:12]}, registered {expected[:12]})"
+        )
+    return checksum
+
+
+def read_meta(directory: str) -> dict:
+    with open(os.path.join(directory, "config.json")) as f:
+        return json.load(f).get("meta", {})
 
 
 resolve = task(resolve_model, name="resolve_model", retries=2, retry_delay_seconds=3, cache_policy=NONE)

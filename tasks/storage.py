@@ -10,10 +10,35 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import random
+import time
 import uuid
+from typing import Callable, TypeVar
 
 import fsspec
 from fsspec.core import url_to_fs
+
+T = TypeVar("T")
+PERMANENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, ValueError, TypeError)
+
+
+def retrying(fn: Callable[[], T], what: str, attempts: int = 8, first_delay: float = 0.5, max_delay: float = 15.0) -> T:
+    """`fn()` with exponential backoff on transient storage errors (a server restarting, a dropped
+    connection): about a minute in all before giving up. Missing objects and refused credentials are
+    not retried: they will not heal by waiting."""
+    delay = first_delay
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except PERMANENT:
+            raise
+        except Exception as e:
+            if attempt == attempts - 1:
+                raise OSError(f"{what}: storage still failing after {attempts} attempts: {type(e).__name__}: {e}") from e
+            time.sleep(delay * (0.75 + 0.5 * random.random()))
+            delay = min(delay * 2, max_delay)
+    raise AssertionError("unreachable")
+
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif"}
 
@@ -41,6 +66,12 @@ def join(base: str, *parts: str) -> str:
 def read_bytes(url: str) -> bytes:
     fs, path = filesystem(url)
     return fs.cat_file(path)
+
+
+def open_url(url: str):
+    """A binary file object for reading (the `open_file` the core's readers take)."""
+    fs, path = filesystem(url)
+    return fs.open(path, "rb")
 
 
 def exists(url: str) -> bool:

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import mlflow
 
+from tasks.state import state_dir
+
 EXPERIMENT = "colorization"
-
-
-def state_dir() -> Path:
-    """The project's local state folder (MLflow, Prefect, checkpoints, stack logs)."""
-    path = Path(os.environ.get("COLORIZE_HOME", Path.cwd() / ".state")).resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def tracking_uri() -> str:

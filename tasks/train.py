@@ -16,20 +16,15 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from colorize_core.bins import BinSet
+from colorize_core.config import with_overrides
 from colorize_core.decoding import DecodeConfig
 from colorize_core.models import ModelConfig, parameter_count
 from colorize_core.package import ColorizerPackage, load_package
-from colorize_core.config import with_overrides
 from colorize_core.train import Hooks, TrainConfig, steps_for_epochs, train, train_config_from_dict
 from tasks import logger as get_run_logger
 from tasks.preprocess import committed_shards, read_shard_table
 from tasks.registry import log_package
-from tasks.storage import filesystem, read_bytes
-
-
-def open_url(url: str):
-    fs, path = filesystem(url)
-    return fs.open(path, "rb")
+from tasks.storage import open_url, read_bytes
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, str]:

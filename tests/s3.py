@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import s3fs
 
-from tasks.services import start_seaweedfs
+from infra.stack.services import start_seaweedfs
 
 KEY, SECRET, BUCKET = "colorize-test", "colorize-test-secret", "archive"
 

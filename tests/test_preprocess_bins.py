@@ -4,9 +4,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from colorize_core.bins import BinSet
+from colorize_core.bins import BinConfig, BinSet
 from colorize_core.rebalance import ABHistogram
-from colorize_core.shards import SCHEMA_VERSION, decode_lab
+from colorize_core.shards import SCHEMA_VERSION, PreprocessConfig, decode_lab
 from tasks.bins import shard_histogram
 from tasks.cluster import dask_client
 from tasks.preprocess import committed_shards, read_shard_table
@@ -17,7 +17,8 @@ from tests.photos import real_photo_bytes
 @pytest.fixture(scope="module")
 def s3_run(s3, prefect_harness):
     """preprocess -> bins from s3:// to s3://, with a LocalCluster of 2 worker processes."""
-    from flows.pipeline_data import data_flow
+    from flows.bins import bins_flow
+    from flows.preprocess import preprocess_flow
 
     fs = s3.fs()
     photos = real_photo_bytes()
@@ -27,7 +28,8 @@ def s3_run(s3, prefect_harness):
     for name, data in bad_inputs().items():
         fs.pipe(f"{s3.bucket}/photos/bad/{name}", data)
     shards, out = f"s3://{s3.bucket}/shards", f"s3://{s3.bucket}/bins/grid.npz"
-    first, report = data_flow(f"s3://{s3.bucket}/photos", shards, out, rows_per_shard=3, val_fraction=0.25)
+    first = preprocess_flow(f"s3://{s3.bucket}/photos", shards, PreprocessConfig(val_fraction=0.25), rows_per_shard=3)
+    report = bins_flow(shards, out)
     return s3, fs, photos, first, report, shards, out
 
 
@@ -117,8 +119,8 @@ def test_kmeans_bins_from_local_shards(tmp_path, prefect_harness):
     src.mkdir()
     for name, data in list(real_photo_bytes().items())[:4]:
         (src / name).write_bytes(data)
-    preprocess_flow(str(src), str(tmp_path / "shards"), val_fraction=0.0, n_workers=1)
-    report = bins_flow(str(tmp_path / "shards"), str(tmp_path / "km.npz"), method="kmeans", k=32, n_workers=1)
+    preprocess_flow(str(src), str(tmp_path / "shards"), PreprocessConfig(val_fraction=0.0), n_workers=1)
+    report = bins_flow(str(tmp_path / "shards"), str(tmp_path / "km.npz"), BinConfig(method="kmeans", k=32), n_workers=1)
     bins = BinSet.load(str(tmp_path / "km.npz"))
     assert bins.q == 32 and bins.kind == "kmeans" and report["bins"] == 32
     assert bins.weights.shape == (32,)

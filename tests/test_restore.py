@@ -17,9 +17,10 @@ from PIL import Image
 
 from colorize_core.bins import canonical_bins
 from colorize_core.color import rgb_to_lab
+from colorize_core.colorize import ColorizeConfig
 from colorize_core.models import Colorizer, ModelConfig
 from colorize_core.package import ColorizerPackage, save_package
-from tasks.restore import KeyEscapeError, output_key
+from tasks.layout import DestLayout, KeyEscapeError
 from tests.bad_inputs import bad_inputs
 from tests.photos import real_photo_bytes
 
@@ -64,8 +65,19 @@ def first_run(collection, package, tmp_path_factory, prefect_harness):
     from flows.restore import restore_flow
 
     dest = tmp_path_factory.mktemp("dest")
-    summary = restore_flow(str(collection), str(dest), model=package, uncertainty=True, batch_size=3, progress=False)
+    summary = restore_flow(
+        str(collection), str(dest), model=package, colorize=ColorizeConfig(uncertainty=True), batch_size=3, progress=False
+    )
     return summary, dest
+
+
+def wait_for(condition, timeout: float, log=None) -> None:
+    """Waits for an event (not a fixed time); on timeout the subprocess's output is in the failure."""
+    deadline = time.time() + timeout
+    while not condition():
+        if time.time() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s" + (f"; the process said:\n{log.read_text()[-3000:]}" if log else ""))
+        time.sleep(0.2)
 
 
 def _l_of(path) -> np.ndarray:
@@ -134,7 +146,7 @@ def test_rerun_skips_done_and_retries_failed(first_run, collection, package):
 
     summary, dest = first_run
     before = {p: p.stat().st_mtime_ns for p in (dest / "testmodel-v1").rglob("*") if p.is_file()}
-    again = restore_flow(str(collection), str(dest), model=package, uncertainty=True, progress=False)
+    again = restore_flow(str(collection), str(dest), model=package, colorize=ColorizeConfig(uncertainty=True), progress=False)
     assert again.done == 0 and again.skipped == 6 and again.failed == len(bad_inputs())
     after = {p: p.stat().st_mtime_ns for p in (dest / "testmodel-v1").rglob("*") if p.is_file()}
     assert before == after
@@ -152,10 +164,11 @@ def test_new_model_version_does_not_touch_old_outputs(first_run, collection, tmp
 
 
 def test_keys_that_escape_dest_are_refused():
-    assert output_key("s3://b/src", "s3://b/src/a/x.jpg", "s3://b/out", "m-v1") == "s3://b/out/m-v1/a/x.jpg"
+    layout = DestLayout("s3://b/out", "m-v1")
+    assert layout.output_key("s3://b/src", "s3://b/src/a/x.jpg") == "s3://b/out/m-v1/a/x.jpg"
     for bad in ("s3://b/src/../x.jpg", "s3://b/src/a/../../x.jpg", "s3://b/other/x.jpg"):
         with pytest.raises(KeyEscapeError):
-            output_key("s3://b/src", bad, "s3://b/out", "m-v1")
+            layout.output_key("s3://b/src", bad)
 
 
 def test_kill_and_rerun_ends_with_each_input_done_exactly_once(package, tmp_path, prefect_harness):
@@ -170,20 +183,16 @@ def test_kill_and_rerun_ends_with_each_input_done_exactly_once(package, tmp_path
             img.rotate(90 * i, expand=True).save(src / f"{i}-{n.split('.')[0]}.png")
     total = len(list(src.iterdir()))
     cmd = [sys.executable, "-m", "flows.cli", "restore", str(src), str(dest), "--model", package, "--batch-size", "1", "--workers", "1"]
-    proc = subprocess.Popen(
-        cmd,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=dict(os.environ, PREFECT_HOME=str(tmp_path / "ph")),
-    )
-    deadline = time.time() + 240
-    while time.time() < deadline and len(list((dest / "testmodel-v1").glob("*.png"))) < 3:
-        time.sleep(0.2)
+    log = tmp_path / "restore.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            cmd, start_new_session=True, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ, PREFECT_HOME=str(tmp_path / "ph"))
+        )
+    wait_for(lambda: len(list((dest / "testmodel-v1").glob("*.png"))) >= 3 or proc.poll() is not None, 600, log)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     written = len(list((dest / "testmodel-v1").glob("*.png")))
-    assert 3 <= written < total, "killed part-way"
+    assert 3 <= written < total, f"killed part-way; its output:\n{log.read_text()[-3000:]}"
     s = restore_flow(str(src), str(dest), model=package, progress=False)
     assert s.failed == 0 and s.done + s.skipped == total
     outputs = sorted(p.name for p in (dest / "testmodel-v1").iterdir())
@@ -213,7 +222,8 @@ def test_icc_profile_and_exif_are_kept():
     from PIL import ImageCms
 
     from colorize_core.imageio import decode_image
-    from colorize_core.restore import RestoreConfig, encode_output, provenance
+    from colorize_core.provenance import provenance
+    from colorize_core.writer import encode_output
 
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     exif = Image.Exif()
@@ -221,7 +231,7 @@ def test_icc_profile_and_exif_are_kept():
     buf = io.BytesIO()
     Image.open(io.BytesIO(real_photo_bytes()["china.jpg"])).save(buf, "JPEG", icc_profile=icc, exif=exif.tobytes())
     img = decode_image(buf.getvalue(), "china.jpg")
-    out = Image.open(io.BytesIO(encode_output(img.rgb8(), img, provenance("m", "1", RestoreConfig()))))
+    out = Image.open(io.BytesIO(encode_output(img.rgb8(), img, provenance("m", "1", "0" * 64, ColorizeConfig().settings()))))
     assert out.info.get("icc_profile") == icc
     assert out.getexif()[0x013B] == "Museum photographer"
     assert "Automatically colorized" in out.getexif()[0x010E]

@@ -14,8 +14,8 @@ import s3fs
 from mlflow import MlflowClient
 from PIL import Image
 
-from tasks.services import free_port, pid_alive
-from tasks.stack import StackPorts, stack_down, stack_up
+from infra.stack.local import StackPorts, stack_down, stack_up
+from infra.stack.services import free_port, pid_alive
 from tests.photos import real_photo_bytes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,10 +28,10 @@ def last_json(out: str) -> dict:
     return json.loads(out[start:])
 
 
-def run(cmd: list[str], env: dict, timeout: int = 600) -> str:
+def run(cmd: list[str], env: dict, timeout: int = 600, with_stderr: bool = False) -> str:
     res = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
     assert res.returncode == 0, f"{' '.join(cmd[:4])} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
-    return res.stdout
+    return res.stdout + (res.stderr if with_stderr else "")
 
 
 @pytest.fixture(scope="module")
@@ -89,9 +89,9 @@ def test_pipeline_promotion_and_scheduled_restoration(stack):
         ],
         env,
     )
-    run([str(BIN / "prefect"), "worker", "start", "--pool", "colorize-process", "--run-once"], env)
+    worker = run([str(BIN / "prefect"), "worker", "start", "--pool", "colorize-process", "--run-once"], env, with_stderr=True)
     prefix = f"archive/restored/colorizer-v{champion.version}"
-    assert sorted(p.rsplit("/", 1)[-1] for p in fs.find(prefix)) == ["china.jpg", "grace_hopper.jpg"]
+    assert sorted(p.rsplit("/", 1)[-1] for p in fs.find(prefix)) == ["china.jpg", "grace_hopper.jpg"], worker[-3000:]
     assert len(fs.glob("archive/restored/_manifests/*.parquet")) == 1
     assert fs.glob("archive/restored/_reports/*.png")
 

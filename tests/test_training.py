@@ -124,10 +124,13 @@ def test_ddp_two_processes_keep_identical_weights(photo_shards, tmp_path):
 def test_train_flow_registers_a_model_that_loads_and_colorizes(photo_shards, mlflow_tmp, prefect_harness):
     import mlflow
 
+    from colorize_core.package import load_package
     from flows.train import train_flow
-    from tasks.registry import load_colorizer
+    from tasks.registry import resolve_model
 
-    cfg = TrainConfig(steps=4, batch_size=3, val_every=4, val_images=2, checkpoint_every=4, loader_workers=0, augment=AugmentConfig(crop=96))
+    cfg = TrainConfig(
+        steps=4, batch_size=3, val_every=4, val_images=2, checkpoint_every=4, loader_workers=0, augment=AugmentConfig(crop=96)
+    )
     result = train_flow(str(photo_shards), str(photo_shards / "bins.npz"), ModelConfig("tiny"), cfg)
     assert result["version"] == "1" and result["registry_uri"] == "models:/colorizer/1"
     run = mlflow.MlflowClient().get_run(result["run_id"])
@@ -135,8 +138,9 @@ def test_train_flow_registers_a_model_that_loads_and_colorizes(photo_shards, mlf
     assert "val_auc_rebalanced" in run.data.metrics and "loss" in run.data.metrics
     arts = [a.path for a in mlflow.MlflowClient().list_artifacts(result["run_id"], "previews")]
     assert arts, "a before/after preview per validation"
-    pkg = load_colorizer("models:/colorizer/1")
-    assert pkg.version == "1" and pkg.bins.q == 313
+    ref = resolve_model("models:/colorizer/1")
+    pkg = load_package(ref.directory)
+    assert ref.version == "1" and pkg.bins.q == 313 and len(ref.sha256) == 64
     pyfunc = mlflow.pyfunc.load_model("models:/colorizer/1")
     gray = (np.random.default_rng(0).random((40, 60)) * 255).astype(np.uint8)
     out = pyfunc.predict([gray])

@@ -245,7 +245,9 @@ def pypi_candidates(cache: Path) -> list[Candidate]:
                 members = [(m, z.read(m)) for m in sorted(z.namelist()) if re.search(pattern, m)]
         else:
             with tarfile.open(archive) as t:
-                members = [(m.name, t.extractfile(m).read()) for m in sorted(t.getmembers(), key=lambda m: m.name) if re.search(pattern, m.name)]
+                members = [
+                    (m.name, t.extractfile(m).read()) for m in sorted(t.getmembers(), key=lambda m: m.name) if re.search(pattern, m.name)
+                ]
         for path, data in members:
             if path.endswith(".mpo"):  # two stereo frames of one scene: keep the first as JPEG
                 img = Image.open(io.BytesIO(data))
@@ -254,7 +256,9 @@ def pypi_candidates(cache: Path) -> list[Candidate]:
                 img.convert("RGB").save(buf, "JPEG", quality=95)
                 data = buf.getvalue()
             subject = f"{name}:{subject_of(Path(path).stem)}"
-            out.append(Candidate(data, f"{name} (PyPI {version})", path, licence, subject, new=True, people=NEW_PEOPLE.get(name, set()) is None))
+            out.append(
+                Candidate(data, f"{name} (PyPI {version})", path, licence, subject, new=True, people=NEW_PEOPLE.get(name, set()) is None)
+            )
     return out
 
 

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.services import _bin, _spawn, pid_alive, start_seaweedfs, stop_pid, wait_http
+from infra.stack.services import _bin, _spawn, pid_alive, start_seaweedfs, stop_pid, wait_http
 
 S3_KEY, S3_SECRET, S3_BUCKET = "colorize", "colorize-local-secret", "archive"
 

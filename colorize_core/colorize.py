@@ -1,0 +1,148 @@
+"""Colorizing images: the one path every caller takes (restore, image, the pyfunc, evaluation, training
+validation). Three named steps, as in the reference: network input -> prediction -> full resolution.
+
+The network sees the image at the working size; the predicted ab is brought to the original size
+(guided by the original's own L, see `upsample`) strip by strip and joined with the ORIGINAL
+full-resolution L, so the archive's detail is never altered: only chroma is added. Colours outside
+sRGB lose chroma, never lightness.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .color import gray_to_l, lab_to_srgb_in_gamut, rgb_to_lab
+from .decoding import DecodeConfig
+from .imageio import DecodedImage
+from .inference import Prediction, bf16_pays, predict
+from .upsample import ChromaField, UpsampleConfig
+
+
+@dataclass(frozen=True)
+class ColorizeConfig:
+    decode: DecodeConfig | None = None  # None: the model package's own decode (fitted on validation data)
+    upsample: UpsampleConfig = UpsampleConfig()
+    size: int = 256  # the network's working size
+    strip_rows: int = 64  # full-resolution rows joined per step (bounds memory, stays in cache)
+    uncertainty: bool = False  # also make a picture of the model's doubt per image
+    uncertainty_max_side: int = 2048  # the map is a guide, not an archival master
+
+    def resolved(self, package_decode: DecodeConfig) -> "ColorizeConfig":
+        return self if self.decode is not None else dataclasses.replace(self, decode=package_decode)
+
+    def settings(self) -> dict:
+        """What manifests and provenance record (after `resolved`)."""
+        up = {"upsample": self.upsample.method} | (
+            {"guide_radius": self.upsample.radius, "guide_eps": self.upsample.eps} if self.upsample.method == "guided" else {}
+        )
+        return {**(self.decode or DecodeConfig()).settings(), **up, "size": self.size}
+
+
+@dataclass
+class Colorized:
+    rgb: np.ndarray  # (H, W, 3) of the source's depth
+    doubt: float  # mean entropy / log Q over the image: the model's doubt, 0 (sure) .. 1
+    doubt_map: np.ndarray | None  # (h, w) uint8 picture of the doubt, white where unsure (when asked)
+
+
+def network_input(img: DecodedImage, size: int) -> torch.Tensor:
+    """(size, size) L for the network: the image resized (aspect ignored, as the reference does)."""
+    px = img.pixels if img.is_gray else img.rgb8()
+    small = np.asarray(Image.fromarray(px).resize((size, size), Image.BILINEAR, reducing_gap=2.0))
+    return torch.from_numpy(gray_to_l(small) if small.ndim == 2 else rgb_to_lab(small)[..., 0])
+
+
+def _l_strip(img: DecodedImage, r0: int, r1: int) -> torch.Tensor:
+    px = img.pixels[r0:r1]
+    if img.is_gray:
+        return torch.from_numpy(gray_to_l(px))
+    return torch.from_numpy(rgb_to_lab(px if img.bit_depth == 8 else px.astype(np.float32) / 65535.0)[..., 0])
+
+
+def join_full_resolution(img: DecodedImage, field: ChromaField, strip_rows: int = 64) -> np.ndarray:
+    """The original's L + the chroma field -> (H, W, 3) sRGB of the original's depth, strip by strip:
+    memory is the input and output arrays plus one strip."""
+    H, W = img.size
+    out = np.empty((H, W, 3), np.uint16 if img.bit_depth == 16 else np.uint8)
+    for r in range(0, H, strip_rows):
+        L = _l_strip(img, r, r + strip_rows)  # (rows, W)
+        ab = field.rows(r, r + L.shape[0], L)  # (2, rows, W)
+        rgb = lab_to_srgb_in_gamut(L.reshape(-1), ab.reshape(2, -1), img.bit_depth)  # (rows * W, 3)
+        out[r : r + L.shape[0]] = rgb.numpy().reshape(L.shape[0], W, 3)
+    return out
+
+
+def doubt_picture(doubt: torch.Tensor, size: tuple[int, int], max_side: int) -> np.ndarray:
+    """(h, w) doubt in [0, 1] -> uint8 picture at most `max_side` a side, in the image's aspect."""
+    H, W = size
+    s = min(1.0, max_side / max(H, W))
+    img = Image.fromarray(doubt.clamp(0, 1).mul(255).round().byte().numpy())
+    return np.asarray(img.resize((max(1, round(W * s)), max(1, round(H * s))), Image.BILINEAR))
+
+
+def png_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "PNG")
+    return buf.getvalue()
+
+
+class ColorizedBatch:
+    """Images colorized together: one forward pass for all of them at construction, then each image's
+    full-resolution join on request (`colorized(i)`), so a caller can write and release each in turn."""
+
+    def __init__(self, pkg, images: list[DecodedImage], cfg: ColorizeConfig = ColorizeConfig(), bf16: bool = False):
+        self.images, self.cfg = images, cfg.resolved(pkg.decode)
+        self.L_small = torch.stack([network_input(img, self.cfg.size) for img in images])  # (B, S, S)
+        pred = predict(pkg.model, self.L_small[:, None], bf16)
+        self.ab_small, self.doubt = decoded(pkg, pred, self.cfg.decode), pred.doubt()  # (B, 2, h, w), (B, h, w)
+
+    def colorized(self, i: int) -> Colorized:
+        """Image i at full resolution; asked once per image (the batch lets go of it afterwards)."""
+        img, cfg = self.images[i], self.cfg
+        self.images[i] = None
+        field = ChromaField(self.L_small[i], self.ab_small[i], img.size, cfg.upsample)
+        return Colorized(
+            rgb=join_full_resolution(img, field, cfg.strip_rows),
+            doubt=float(self.doubt[i].mean()),
+            doubt_map=doubt_picture(self.doubt[i], img.size, cfg.uncertainty_max_side) if cfg.uncertainty else None,
+        )
+
+
+def decoded(pkg, pred: Prediction, decode_cfg: DecodeConfig) -> torch.Tensor:
+    """(B, 2, h, w) ab of a prediction under a decode, with the package's bins and weights."""
+    weights = torch.from_numpy(pkg.bins.weights) if pkg.bins.weights is not None else None
+    return pred.ab(decode_cfg, pkg.model.centres, weights)
+
+
+def chroma_at_working_size(pkg, L: torch.Tensor, pred: Prediction, cfg: ColorizeConfig) -> torch.Tensor:
+    """L (B, 1, H, W) at the working size and its prediction -> ab (B, 2, H, W), upsampled as full-
+    resolution restoration does: what evaluation and training validation score."""
+    cfg = cfg.resolved(pkg.decode)
+    ab_small = decoded(pkg, pred, cfg.decode)
+    H, W = L.shape[-2:]
+    return torch.stack([ChromaField(L[i, 0], ab_small[i], (H, W), cfg.upsample).rows(0, H, L[i, 0]) for i in range(len(L))])
+
+
+def colorize_array(pkg, gray: np.ndarray, cfg: ColorizeConfig = ColorizeConfig()) -> np.ndarray:
+    """A grey (H, W) uint8/uint16 array -> (H, W, 3) colour array of the same depth (the pyfunc's path)."""
+    img = DecodedImage(pixels=np.asarray(gray), alpha=None, format="PNG", mode="L", icc_profile=None, exif=None)
+    return ColorizedBatch(pkg, [img], cfg).colorized(0).rgb
+
+
+def choose_precision(pkg, size: int = 256, tolerance: float = 1.0) -> tuple[bool, dict]:
+    """bfloat16 autocast for restoration where it is measured faster here AND decodes within
+    `tolerance` ab units (mean) of float32 on a test input; float32 otherwise."""
+    g = torch.Generator().manual_seed(0)
+    L = torch.rand(1, 1, size, size, generator=g) * 100
+    faster, info = bf16_pays(pkg.model.eval(), L, train=False)
+    if not faster:
+        return False, info
+    d = pkg.decode
+    diff = float((decoded(pkg, predict(pkg.model, L, False), d) - decoded(pkg, predict(pkg.model, L, True), d)).abs().mean())
+    return diff < tolerance, dict(info, bf16_mean_ab_difference=diff)

@@ -1,0 +1,1 @@
+"""Local server processes the project starts itself: start, health-check, stop by PID."""

@@ -1,0 +1,83 @@
+"""Where everything lives under a restoration destination: the one place that knows DEST's layout.
+
+DEST/<model>-v<version>/<path under SOURCE>     outputs (and <name>.uncertainty.png beside them)
+DEST/_manifests/<run>.parquet                    one manifest per finished run
+DEST/_manifests/<run>/part-NNNNN.parquet         per-batch parts while a run is going (a killed run's record)
+DEST/_reports/<run>/                             the run's review page, thumbnails, previews, IIIF manifest
+DEST/_reports/<run>.png                          the run's contact sheet
+DEST/_leases/<model>-v<version>.json             the run that currently writes that model version's outputs
+DEST/_decisions/<file>.parquet                   curators' decisions imported from review pages
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+
+from colorize_core.writer import output_format
+from tasks.storage import join
+
+
+class KeyEscapeError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class DestLayout:
+    dest: str
+    prefix: str  # <model>-v<version>
+
+    @property
+    def outputs(self) -> str:
+        return join(self.dest, self.prefix)
+
+    @property
+    def manifests(self) -> str:
+        return join(self.dest, "_manifests")
+
+    def run_manifest(self, run_id: str) -> str:
+        return join(self.manifests, f"{run_id}.parquet")
+
+    def run_parts(self, run_id: str) -> str:
+        return join(self.manifests, run_id)
+
+    def part(self, run_id: str, n: int) -> str:
+        return join(self.run_parts(run_id), f"part-{n:05d}.parquet")
+
+    @property
+    def reports(self) -> str:
+        return join(self.dest, "_reports")
+
+    def report(self, run_id: str) -> str:
+        return join(self.reports, run_id)
+
+    def contact_sheet(self, run_id: str) -> str:
+        return join(self.reports, f"{run_id}.png")
+
+    @property
+    def lease(self) -> str:
+        return join(self.dest, "_leases", f"{self.prefix}.json")
+
+    @property
+    def decisions(self) -> str:
+        return join(self.dest, "_decisions")
+
+    def output_key(self, source_root: str, uri: str, src_format: str | None = None) -> str:
+        """DEST/<model>-v<version>/<path relative to SOURCE>; refuses keys that would escape DEST."""
+        root = source_root.rstrip("/").split("://")[-1]
+        path = uri.split("://")[-1]
+        rel = posixpath.basename(path) if path == root else path[len(root) :].lstrip("/")
+        if not path.startswith(root) or rel.startswith("/") or ".." in rel.split("/") or not rel:
+            raise KeyEscapeError(f"object key {rel!r} would escape the destination")
+        norm = posixpath.normpath(rel)
+        if norm.startswith("..") or posixpath.isabs(norm):
+            raise KeyEscapeError(f"object key {rel!r} would escape the destination")
+        if src_format:
+            _, ext = output_format(src_format)
+            if ext:
+                norm = posixpath.splitext(norm)[0] + ext
+        return join(self.outputs, norm)
+
+    @staticmethod
+    def uncertainty_key(output_key: str) -> str:
+        return posixpath.splitext(output_key)[0] + ".uncertainty.png"

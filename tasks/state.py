@@ -1,0 +1,45 @@
+"""The project's local state folder and the environment of the embedded defaults.
+
+Light on purpose (no Prefect, MLflow or torch): the command line reads it before deciding what to load.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# the embedded defaults, set where the user has not chosen: telemetry off (no network here), a temporary
+# Prefect API with room to prepare its database on a slow or busy machine, an MLflow client that gives up
+# on an unreachable server in about a minute instead of retrying for many
+DEFAULT_ENV = {
+    "DO_NOT_TRACK": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
+
+
+def state_dir() -> Path:
+    """The project's local state folder (MLflow, Prefect, checkpoints, stack logs)."""
+    path = Path(os.environ.get("COLORIZE_HOME", Path.cwd() / ".state")).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def apply_embedded_defaults() -> Path:
+    """Sets DEFAULT_ENV where unset and makes PREFECT_HOME (default <state>/prefect) exist with its
+    parents before Prefect looks; returns PREFECT_HOME."""
+    for k, v in DEFAULT_ENV.items():
+        os.environ.setdefault(k, v)
+    home = Path(os.environ.setdefault("PREFECT_HOME", str(state_dir() / "prefect")))
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def prefect_database_missing(home: Path) -> bool:
+    """True when no Prefect server is configured and the temporary API has no database yet (it will
+    run its migrations first: the slow part of a first run)."""
+    return not os.environ.get("PREFECT_API_URL") and not (home / "prefect.db").exists()

@@ -1,0 +1,135 @@
+"""Dependable runs: a model URI means what its registry holds; wrong arguments end in one line."""
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from tests.test_restore import gray_of, make_package
+
+CLI = [sys.executable, "-m", "flows.cli"]
+
+
+def _registry(tmp_path, name):
+    return f"sqlite:///{tmp_path / f'{name}.db'}"
+
+
+def test_a_model_uri_means_what_its_registry_holds(tmp_path, monkeypatch, prefect_harness):
+    """Two registries each hold a different model as colorizer v1; one local state folder serves both."""
+    import mlflow
+
+    from colorize_core.package import load_package, package_checksum
+    from flows.restore import restore_flow
+    from tasks.registry import register_package, resolve_model
+
+    monkeypatch.setenv("COLORIZE_HOME", str(tmp_path / "state"))
+    src = tmp_path / "src"
+    src.mkdir()
+    gray_of("chelsea.png").save(src / "cat.png")
+    refs, outputs = {}, {}
+    for name, seed in (("a", 0), ("b", 1)):
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", _registry(tmp_path, name))
+        mlflow.set_tracking_uri(_registry(tmp_path, name))
+        pkg_dir = make_package(tmp_path / f"pkg-{name}", "1", seed=seed)
+        version = register_package(load_package(pkg_dir), "colorizer", f"test model {name}", alias="champion")
+        assert version == "1"
+        ref = resolve_model("models:/colorizer@champion")
+        assert ref.sha256 == package_checksum(pkg_dir), "the local copy is the registry's model"
+        refs[name] = ref
+        dest = tmp_path / f"dest-{name}"
+        s = restore_flow(str(src), str(dest), model="models:/colorizer@champion", progress=False)
+        assert s.done == 1
+        rows = pq.read_table(s.manifest).to_pylist()
+        assert rows[0]["model_sha256"] == ref.sha256
+        outputs[name] = np.asarray(Image.open(dest / "colorizer-v1" / "cat.png"))
+    assert refs["a"].directory != refs["b"].directory and refs["a"].sha256 != refs["b"].sha256
+    assert np.abs(outputs["a"].astype(int) - outputs["b"].astype(int)).mean() > 1, "each registry's model made its own colours"
+    # back to the first registry: its own cached copy, still verified
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", _registry(tmp_path, "a"))
+    mlflow.set_tracking_uri(_registry(tmp_path, "a"))
+    assert resolve_model("models:/colorizer/1").sha256 == refs["a"].sha256
+
+
+def test_a_tampered_local_copy_is_refused(tmp_path, monkeypatch):
+    import mlflow
+
+    from colorize_core.package import load_package
+    from tasks.checks import ModelMismatch
+    from tasks.registry import register_package, resolve_model
+
+    monkeypatch.setenv("COLORIZE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", _registry(tmp_path, "r"))
+    mlflow.set_tracking_uri(_registry(tmp_path, "r"))
+    register_package(load_package(make_package(tmp_path / "pkg", "1")), "colorizer", "test")
+    ref = resolve_model("models:/colorizer/1")
+    with open(os.path.join(ref.directory, "config.json"), "a") as f:
+        f.write(" ")
+    with pytest.raises(ModelMismatch, match="does not match the registry"):
+        resolve_model("models:/colorizer/1")
+
+
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    src = root / "src"
+    src.mkdir()
+    gray_of("chelsea.png").save(src / "cat.png")
+    (root / "notanimage.jpg").write_text("this is text, not a JPEG")
+    env = dict(os.environ, COLORIZE_HOME=str(root / "state"), MLFLOW_TRACKING_URI=f"sqlite:///{root / 'state' / 'mlflow.db'}",
+               PREFECT_HOME=str(root / "prefect"))  # fmt: skip
+    return root, src, env
+
+
+WRONG = {
+    "missing source": (["restore", "{root}/nowhere", "{root}/dest"], "no such folder"),
+    "dest inside source": (["restore", "{src}", "{src}/out"], "inside the source"),
+    "malformed URL": (["restore", "s3:/archive/photos", "{root}/dest"], "malformed URL"),
+    "unknown protocol": (["restore", "nosuch://archive/photos", "{root}/dest"], "unknown storage protocol"),
+    "unknown model": (["restore", "{src}", "{root}/dest", "--model", "models:/nosuchmodel@champion"], "not in the registry"),
+    "unknown decode": (["restore", "{src}", "{root}/dest", "--decode", "sepia"], "unknown decode"),
+    "missing image": (["image", "{root}/missing.jpg", "{root}/dest/out.jpg"], "no such folder or file"),
+    "unreadable image": (["image", "{root}/notanimage.jpg", "{root}/dest/out.jpg"], "not an image"),
+    "missing shards": (["evaluate", "{root}/noshards"], "no such folder"),
+    "bad --set": (["train", "{src}", "--bins", "{src}/cat.png", "--set", "stepz=3"], "no field"),
+}
+
+
+@pytest.mark.parametrize("case", list(WRONG))
+def test_wrong_arguments_give_one_line_exit_2_and_create_nothing(cli_env, case):
+    root, src, env = cli_env
+    args, reason = WRONG[case]
+    args = [a.format(root=root, src=src) for a in args]
+    p = subprocess.run(CLI + args, capture_output=True, text=True, env=env, timeout=300)
+    errors = [line for line in p.stderr.splitlines() if line.startswith("error:")]
+    assert p.returncode == 2, p.stderr
+    assert len(errors) == 1 and reason in errors[0], p.stderr
+    assert "Traceback" not in p.stderr + p.stdout
+    assert not (root / "dest").exists() and not (src / "out").exists(), "nothing created"
+
+
+def test_an_unreachable_tracking_server_is_a_clear_error_within_a_minute(cli_env):
+    from tasks.cluster import free_port
+
+    root, src, env = cli_env
+    t0 = time.time()
+    p = subprocess.run(
+        CLI + ["restore", str(src), str(root / "dest")],
+        capture_output=True,
+        text=True,
+        env=dict(env, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{free_port()}"),
+        timeout=120,
+    )
+    assert time.time() - t0 < 60
+    assert p.returncode == 1 and "does not answer" in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert not (root / "dest").exists()
+
+
+def test_help_does_not_load_torch_or_mlflow():
+    code = "import sys; from flows.cli import app\ntry:\n    app(['--help'])\nexcept SystemExit:\n    pass\nprint(sorted(m for m in ('torch', 'mlflow', 'prefect', 'dask') if m in sys.modules))"
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.stdout.strip().splitlines()[-1] == "[]", p.stdout + p.stderr

@@ -1,0 +1,137 @@
+"""Faults a real run meets, on real servers: object storage down for a while, a Dask worker killed
+mid-batch, two runs over the same collection at once. Each run ends with every input done once."""
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from tests.photos import real_photo_bytes
+from tests.test_restore import make_package, wait_for
+
+CLI = [sys.executable, "-m", "flows.cli"]
+
+
+def grey_collection(n: int) -> dict[str, bytes]:
+    """n distinct grey photos (rotations and crops of the real ones), as PNG bytes."""
+    out, names = {}, sorted(real_photo_bytes())
+    for i in range(n):
+        img = Image.open(io.BytesIO(real_photo_bytes()[names[i % len(names)]])).convert("L").rotate(90 * (i // len(names)), expand=True)
+        buf = io.BytesIO()
+        img.resize((img.width * 3 // 4, img.height * 3 // 4)).save(buf, "PNG")
+        out[f"item-{i:02d}.png"] = buf.getvalue()
+    return out
+
+
+def done_rows(rows: list[dict]) -> list[str]:
+    return [r["content_hash"] for r in rows if r["status"] == "done"]
+
+
+def local_manifest_rows(dest) -> list[dict]:
+    return [r for p in (dest / "_manifests").rglob("*.parquet") for r in pq.read_table(p).to_pylist()]
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory):
+    return make_package(tmp_path_factory.mktemp("pkg"), "1")
+
+
+def _env(tmp_path, **extra):
+    return dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect"), COLORIZE_HOME=str(tmp_path / "state"), **extra)
+
+
+def test_object_storage_down_for_ten_seconds_mid_run(tmp_path, package):
+    from infra.stack.services import start_seaweedfs
+    from tasks.cluster import free_port
+    from tests.s3 import BUCKET, KEY, S3, SECRET
+
+    port, data = free_port(), tmp_path / "weed"
+    server = start_seaweedfs(data, KEY, SECRET, BUCKET, port=port)
+    s3 = S3(server.url, BUCKET)
+    fs = s3.fs()
+    items = grey_collection(12)
+    for name, blob in items.items():
+        fs.pipe(f"{BUCKET}/scans/{name}", blob)
+    log = tmp_path / "run.log"
+    cmd = CLI + ["restore", f"s3://{BUCKET}/scans", f"s3://{BUCKET}/out", "--model", package, "--batch-size", "1", "--workers", "1"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=_env(tmp_path, **s3.env()), start_new_session=True)
+    try:
+        wait_for(lambda: len(fs.glob(f"{BUCKET}/out/testmodel-v1/*.png", refresh=True)) >= 2 or proc.poll() is not None, 600, log)
+        assert proc.poll() is None, "the run finished before the outage: " + log.read_text()[-2000:]
+        server.stop()  # the store goes away mid-run ...
+        time.sleep(10)
+        server = start_seaweedfs(data, KEY, SECRET, BUCKET, port=port)  # ... and comes back on the same port and data
+        assert proc.wait(timeout=600) == 0, log.read_text()[-3000:]
+        fs = s3.fs()
+        outputs = fs.glob(f"{BUCKET}/out/testmodel-v1/*.png")
+        assert sorted(p.rsplit("/", 1)[1] for p in outputs) == sorted(items)
+        assert not [p for p in fs.find(f"{BUCKET}/out") if "/_tmp-" in p], "no partial object left"
+        rows = [r for p in fs.glob(f"{BUCKET}/out/_manifests/*.parquet") for r in pq.read_table(fs.open(p, "rb")).to_pylist()]
+        assert len(rows) == len(items) and sorted(done_rows(rows)) == sorted(set(done_rows(rows))) and len(done_rows(rows)) == len(items)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        server.stop()
+
+
+def test_a_worker_killed_mid_batch_its_batch_runs_elsewhere(tmp_path, package, prefect_harness):
+    from distributed import Client, LocalCluster
+
+    from flows.restore import restore_flow
+
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    src.mkdir()
+    for name, blob in grey_collection(10).items():
+        (src / name).write_bytes(blob)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+        killed = []
+
+        def kill_a_busy_worker():
+            deadline = time.time() + 600
+            while time.time() < deadline and not killed:
+                busy = [w for w, tasks in client.processing().items() if any("restore_batch" in str(t) for t in tasks)]
+                if busy and len(list((dest / "testmodel-v1").glob("*.png"))) >= 1:
+                    pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                time.sleep(0.05)
+
+        killer = threading.Thread(target=kill_a_busy_worker, daemon=True)
+        killer.start()
+        s = restore_flow(str(src), str(dest), model=package, batch_size=2, dask_address=cluster.scheduler_address, progress=False)
+        killer.join(timeout=5)
+    assert killed, "a worker was killed while it held a batch"
+    assert s.failed == 0 and s.done == 10
+    assert sorted(p.name for p in (dest / "testmodel-v1").iterdir()) == sorted(p.name for p in src.iterdir())
+    done = done_rows(local_manifest_rows(dest))
+    assert len(done) == 10 and len(set(done)) == 10
+
+
+def test_two_runs_over_the_same_collection_at_once(tmp_path, package):
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    src.mkdir()
+    items = grey_collection(8)
+    for name, blob in items.items():
+        (src / name).write_bytes(blob)
+    procs, logs = [], []
+    for i in range(2):
+        logs.append(tmp_path / f"run{i}.log")
+        with open(logs[-1], "wb") as out:
+            cmd = CLI + ["restore", str(src), str(dest), "--model", package, "--batch-size", "2", "--workers", "1"]
+            procs.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=_env(tmp_path / f"home{i}")))
+    codes = [p.wait(timeout=900) for p in procs]
+    said = "\n".join(f"--- run {i}:\n{log.read_text()[-2000:]}" for i, log in enumerate(logs))
+    assert codes == [0, 0], said
+    assert sorted(p.name for p in (dest / "testmodel-v1").iterdir()) == sorted(items), "one output per input, no temporaries"
+    rows = local_manifest_rows(dest)
+    done = done_rows(rows)
+    assert len(done) == len(items) and len(set(done)) == len(items), said
+    assert sum(r["status"] == "skipped" for r in rows) == len(items), "the second run found everything done"
