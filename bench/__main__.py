@@ -1,13 +1,28 @@
 """`make bench`: every benchmark, each printing ratios against a baseline measured in the same run."""
 
 import importlib
+import os
 import sys
 
-SUITES = ["core", "preprocess", "train", "restore"]
+SUITES = ["startup", "core", "preprocess", "train", "restore"]
+
+
+def machine() -> str:
+    """The CPU every figure belongs to: its name, torch's capability, whether bfloat16 is native."""
+    import torch
+
+    from colorize_core.inference import cpu_supports_bf16
+
+    name = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "unknown CPU")
+    return (
+        f"CPU: {name}, {os.cpu_count()} cores, torch capability {torch.backends.cpu.get_cpu_capability()}, "
+        f"native bf16: {'yes' if cpu_supports_bf16() else 'no'}"
+    )
 
 
 def main() -> int:
     only = sys.argv[1:] or SUITES
+    print(machine(), flush=True)
     failed = []
     for name in only:
         try:

@@ -254,21 +254,41 @@ def _restore(source, dest, model, make_cfg, cfg_args, batch_size=8, dask_address
     check_source(source)
     check_dest(source, dest)
     _tracking_reachable()
+    api = _prefect_api_in_background()
     from flows.restore import restore_flow
     from tasks.cluster import ClusterInBackground
     from tasks.registry import resolve_model
+    from tasks.storage import any_file
 
     ref = resolve_model(model)
     cfg = make_cfg(*cfg_args, model_dir=ref.directory)
-    background = None if dask_address or os.environ.get("COLORIZE_DASK_ADDRESS") else ClusterInBackground(workers, ref, cfg.size)
+    own_cluster = not (dask_address or os.environ.get("COLORIZE_DASK_ADDRESS")) and any_file(source)
+    background = ClusterInBackground(workers, ref, cfg.size) if own_cluster else None
     try:
         address = dask_address or (background.address if background else None)
+        api.join()
         return restore_flow(
             source, dest, model=model, colorize=cfg, batch_size=batch_size, dask_address=address, n_workers=workers, review=review
         )
     finally:
         if background:
             background.close()
+
+
+def _prefect_api_in_background():
+    """The temporary Prefect API (when no server is configured) starts on a thread now, its start-up
+    overlapping ours; the flow finds it running. Returns the thread to join before the flow starts."""
+    import threading
+
+    def start() -> None:
+        if not os.environ.get("PREFECT_API_URL"):
+            from prefect.server.api.server import SubprocessASGIServer
+
+            SubprocessASGIServer().start()
+
+    thread = threading.Thread(target=start, daemon=True, name="prefect-api-start")
+    thread.start()
+    return thread
 
 
 def _report(s) -> None:

@@ -97,6 +97,17 @@ def atomic_write(url: str, data: bytes) -> None:
             fs.rm(tmp)
 
 
+def any_file(url: str) -> bool:
+    """Whether there is anything under `url`, without listing all of it (a cheap look before starting
+    a cluster: local folders are walked until the first file; object stores are asked for one level)."""
+    fs, root = filesystem(url)
+    if fs.isfile(root):
+        return True
+    if url.startswith("file://") or "://" not in url:
+        return any(files for _, _, files in os.walk(root))
+    return bool(fs.ls(root, detail=False))
+
+
 def list_files(url: str, extensions: set[str] | None = IMAGE_EXTENSIONS) -> tuple[list[str], list[str]]:
     """Every file under `url`, recursively, sorted: (images by extension, others). Names starting
     with '_' or '.' (our own bookkeeping, hidden files) are left out."""

@@ -1,0 +1,52 @@
+"""Start cost of the command line, warm state folder: `colorize --help`, a restore of an empty folder,
+`colorize image` of a one-megapixel photo (best of two each), against the targets of the issue."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from tests.photos import real_photo_bytes
+
+CLI = [sys.executable, "-m", "flows.cli"]
+TARGETS = {"colorize --help": 2.0, "restore of an empty folder": 15.0, "colorize image, 1 MP": 8.0}
+
+
+def _seconds(args: list[str], env: dict) -> float:
+    t0 = time.perf_counter()
+    p = subprocess.run(CLI + args, env=env, capture_output=True, text=True)
+    if p.returncode:
+        raise RuntimeError(f"{' '.join(args)}: {p.stderr[-1500:]}")
+    return time.perf_counter() - t0
+
+
+def main() -> bool:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "empty").mkdir()
+        img = Image.open(io.BytesIO(real_photo_bytes()["grace_hopper.jpg"])).convert("L")
+        img.resize((1155, 866)).save(root / "onemp.jpg", quality=92)
+        env = dict(os.environ, COLORIZE_HOME=str(root / "state"), PREFECT_HOME=str(root / "prefect"))
+        env.pop("PREFECT_API_URL", None)
+        env.pop("MLFLOW_TRACKING_URI", None)
+        _seconds(["image", str(root / "onemp.jpg"), str(root / "warm.jpg")], env)  # the state warm: registry, model copy
+        _seconds(["restore", str(root / "empty"), str(root / "warm-out")], env)  # and the Prefect database
+        runs = {
+            "colorize --help": ["--help"],
+            "restore of an empty folder": ["restore", str(root / "empty"), str(root / "out")],
+            "colorize image, 1 MP": ["image", str(root / "onemp.jpg"), str(root / "out.jpg")],
+        }
+        ok = True
+        for name, args in runs.items():
+            best = min(_seconds(args, env) for _ in range(2))
+            met = best <= TARGETS[name]
+            ok &= met
+            print(f"{name}: {best:.1f} s (target <= {TARGETS[name]:g} s: {'met' if met else 'MISSED'})", flush=True)
+        return ok
