@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export PREFECT_HOME ?= $(CURDIR)/.state/prefect
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install run test bench stack-up stack-down clean
+.PHONY: install browser run test bench stack-up stack-down clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -25,10 +25,16 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/colorize run
 
-test: $(STAMP)
+# the browser tests drive Debian's Chromium (browser builds that download themselves cannot be had here)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+test: $(STAMP) browser
 	$(PY) -m pytest -q tests
 
-bench: $(STAMP)
+bench: $(STAMP) browser
 	$(PY) -m bench
 
 stack-up: $(STAMP)

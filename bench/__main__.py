@@ -4,7 +4,7 @@ import importlib
 import os
 import sys
 
-SUITES = ["startup", "core", "preprocess", "train", "restore"]
+SUITES = ["startup", "core", "preprocess", "train", "restore", "review"]
 
 
 def machine() -> str:
@@ -21,6 +21,9 @@ def machine() -> str:
 
 
 def main() -> int:
+    from tasks.state import apply_embedded_defaults
+
+    apply_embedded_defaults()
     only = sys.argv[1:] or SUITES
     print(machine(), flush=True)
     failed = []

@@ -236,17 +236,21 @@ def restore(
     dask_address: Optional[str] = typer.Option(None),
     workers: int = typer.Option(2),
     review: bool = typer.Option(True, help="thumbnails, previews and the run's review page under DEST/_reports/<run>/"),
+    only_rejected: bool = typer.Option(False, help="only the items curators rejected (decisions imported with `colorize review import`)"),
+    compare_with: Optional[str] = typer.Option(
+        None, help="when done, compare with this version's outputs in DEST (colorizer-v3, or 'previous')"
+    ),
     storage_options: Optional[str] = typer.Option(None),
 ) -> None:
     """Colorize a whole collection; the exit status is the number of failed items (at most 100)."""
     _storage(storage_options)
     s = _restore(source, dest, model, _colorize_config, (decode, temperature, top_k, upsample, size, uncertainty), batch_size,
-                 dask_address, workers, review)  # fmt: skip
+                 dask_address, workers, review, only_rejected=only_rejected, compare_with=compare_with)  # fmt: skip
     _report(s)
     raise typer.Exit(min(s.failed, 100))
 
 
-def _restore(source, dest, model, make_cfg, cfg_args, batch_size=8, dask_address=None, workers=2, review=True):
+def _restore(source, dest, model, make_cfg, cfg_args, batch_size=8, dask_address=None, workers=2, review=True, **flow_options):
     """Checks first; then the local cluster starts (and loads the model on its workers) while the flow's
     Prefect API starts, instead of one after the other."""
     from tasks.checks import check_dest, check_source
@@ -268,7 +272,15 @@ def _restore(source, dest, model, make_cfg, cfg_args, batch_size=8, dask_address
         address = dask_address or (background.address if background else None)
         api.join()
         return restore_flow(
-            source, dest, model=model, colorize=cfg, batch_size=batch_size, dask_address=address, n_workers=workers, review=review
+            source,
+            dest,
+            model=model,
+            colorize=cfg,
+            batch_size=batch_size,
+            dask_address=address,
+            n_workers=workers,
+            review=review,
+            **flow_options,
         )
     finally:
         if background:
@@ -299,6 +311,8 @@ def _report(s) -> None:
         typer.echo(f"review page:   {s.report}")
     if s.contact_sheet:
         typer.echo(f"contact sheet: {s.contact_sheet}")
+    if s.comparison:
+        typer.echo(f"comparison:    {s.comparison}")
     for source, reason in s.failures:
         typer.echo(f"failed: {source}: {reason}", err=True)
 
@@ -343,6 +357,47 @@ def import_weights(
     check_source(checkpoint, "checkpoint")
     version = import_reference_checkpoint(checkpoint, name, alias)
     typer.echo(f"models:/{name}/{version}" + (f"  (alias {alias}: models:/{name}@{alias})" if alias else ""))
+
+
+@app.command()
+@clear_errors
+def compare(
+    dest: str = typer.Argument(..., help="a restoration destination holding outputs of both versions"),
+    models: list[str] = typer.Option(
+        ..., "--models", help="the two versions, as their folders under DEST: --models colorizer-v3 --models colorizer-v4"
+    ),
+    storage_options: Optional[str] = typer.Option(None),
+) -> None:
+    """A page of the items both versions colorized, side by side, most changed first."""
+    from flows.review import compare_flow
+    from tasks.checks import check_source
+
+    _storage(storage_options)
+    check_source(dest, "destination")
+    out = compare_flow(dest, models)
+    typer.echo(f"{out['items']} items compared: {out['page']}")
+
+
+review_app = typer.Typer(help="Curators' decisions from review pages.")
+app.add_typer(review_app, name="review")
+
+
+@review_app.command("import")
+@clear_errors
+def review_import(
+    decisions: str = typer.Argument(..., help="decisions exported from a review page (JSON or CSV)"),
+    dest: str = typer.Argument(..., help="the destination they are about"),
+    storage_options: Optional[str] = typer.Option(None),
+) -> None:
+    """Record curators' decisions as Parquet under DEST/_decisions/ (`restore --only-rejected` reads them)."""
+    from flows.review import import_decisions_flow
+    from tasks.checks import check_source
+
+    _storage(storage_options)
+    check_source(decisions, "decisions file")
+    check_source(dest, "destination")
+    out = import_decisions_flow(decisions, dest)
+    typer.echo(f"{out['decisions']} decisions recorded: {out['recorded']}")
 
 
 stack_app = typer.Typer(help="The local stack: Prefect server, MLflow server, SeaweedFS S3, Dask scheduler and 2 workers.")

@@ -10,8 +10,10 @@ from prefect import flow, get_run_logger
 from colorize_core.colorize import ColorizeConfig
 from colorize_core.imageio import ReaderConfig
 from colorize_core.package import read_decode
+from flows.review import compare_flow
 from tasks.checks import check_dest, check_source
 from tasks.cluster import dask_client
+from tasks.decisions import rejected
 from tasks.layout import DestLayout
 from tasks.lease import Lease
 from tasks.preprocess import hash_on_dask, list_sources
@@ -22,10 +24,13 @@ from tasks.restore import (
     done_items,
     finish_manifest,
     load_manifests,
+    previous_version,
     publish_report,
     remove_stale_temporaries,
     restore_on_dask,
+    skipped_row,
 )
+from tasks.review import write_run_review
 
 
 @flow(name="restore", log_prints=True)
@@ -41,9 +46,13 @@ def restore_flow(
     progress: bool = True,
     review: bool = True,
     only: list[str] | None = None,
+    only_rejected: bool = False,
+    compare_with: str | None = None,
 ) -> RestoreSummary:
-    """`colorize.decode` None (the default) decodes as the model package says; `only` limits the run
-    to these content hashes (for example the items curators rejected)."""
+    """`colorize.decode` None (the default) decodes as the model package says. `only` limits the run
+    to these content hashes; `only_rejected` to the items curators rejected (`colorize review import`).
+    `compare_with` ("previous", or a folder under DEST such as colorizer-v3) writes a page comparing
+    this run's model version with that one when the run finishes (the museum-reprocess deployment)."""
     started = time.time()
     check_source(source)
     check_dest(source, dest)
@@ -56,6 +65,8 @@ def restore_flow(
     summary = RestoreSummary(run_id=run_id, model=f"{ref.name} v{ref.version}", outputs=layout.outputs)
     images, _ = list_sources(source)
     summary.seen = len(images)
+    if only_rejected:
+        only = sorted(set(only or []) | set(rejected(dest)))
     lease = Lease(layout.lease, run_id)
     lease.acquire(
         on_wait=lambda h: get_run_logger().warning(f"waiting: run {h.run_id} (pid {h.pid} on {h.host}) is writing {layout.outputs}")
@@ -71,14 +82,21 @@ def restore_flow(
                     if error:
                         rows.append(job.row(uri, cid, error=error))
                     elif cid in done:
-                        rows.append(job.row(uri, cid, status="skipped", output=done[cid], error="already done by this model version"))
+                        rows.append(skipped_row(job, uri, done[cid]))
                     elif only is None or cid in only:
                         todo.append((uri, cid))
                 batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
                 rows += restore_on_dask(batches, job, client.scheduler.address, progress)
         summary.count(rows)
         summary.manifest = finish_manifest(layout, run_id, rows)
+        if review:
+            counts = f"{summary.done} colorized, {summary.skipped} already done, {summary.failed} failed"
+            summary.report = write_run_review(layout, run_id, rows, source, counts, job.cfg.settings())
     finally:
         lease.release()
+    if compare_with:
+        other = previous_version(load_manifests(layout), ref) if compare_with == "previous" else compare_with
+        if other:
+            summary.comparison = compare_flow(dest, [other, ref.prefix])["page"]
     summary.seconds = time.time() - started
     return publish_report(summary, rows, layout)

@@ -68,6 +68,7 @@ class RestoreSummary:
     manifest: str = ""
     contact_sheet: str = ""
     report: str = ""
+    comparison: str = ""
     outputs: str = ""
     failures: list[tuple[str, str]] = field(default_factory=list)
 
@@ -211,17 +212,33 @@ def load_manifests(layout: DestLayout) -> list[ManifestRow]:
     return read_manifests(layout.manifests)
 
 
-def done_items(rows: list[ManifestRow], job: RestoreJob) -> dict[str, str]:
-    """content hash -> output, for items done by this model (same package checksum where both record
-    one) with these settings."""
+def done_items(rows: list[ManifestRow], job: RestoreJob) -> dict[str, ManifestRow]:
+    """content hash -> the row that did it, for items done by this model (same package checksum where
+    both record one) with these settings."""
     out = {}
     for r in rows:
         same_model = (
             r.model_name == job.ref.name and r.model_version == job.ref.version and (not r.model_sha256 or r.model_sha256 == job.ref.sha256)
         )
         if r.status == "done" and same_model and r.decode == job.settings and r.content_hash:
-            out[r.content_hash] = r.output
+            out[r.content_hash] = r
     return out
+
+
+def previous_version(rows: list[ManifestRow], ref: ModelRef) -> str | None:
+    """The newest other version of the same model with outputs in DEST (its folder name), if any."""
+    versions = {r.model_version for r in rows if r.model_name == ref.name and r.model_version != ref.version and r.status == "done"}
+    if not versions:
+        return None
+    newest = max(versions, key=lambda v: (v.isdigit(), int(v) if v.isdigit() else 0, v))
+    return f"{ref.name}-v{newest}"
+
+
+def skipped_row(job: RestoreJob, uri: str, earlier: ManifestRow) -> ManifestRow:
+    """This run's record of an item an earlier run did: its output and pictures, for the review page."""
+    keep = ("output", "width", "height", "doubt", "uncertainty", "thumbnail", "preview", "grey_thumbnail", "grey_preview")
+    earlier_fields = {k: getattr(earlier, k) for k in keep}
+    return job.row(uri, earlier.content_hash, status="skipped", error=f"already done by run {earlier.run_id}", **earlier_fields)
 
 
 @task(cache_policy=NONE)

@@ -1,0 +1,73 @@
+"""Curators' decisions on restored items: imported from a review page's export, kept as Parquet
+beside the manifests, read back to limit a later restoration to the rejected items."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from prefect import task
+from prefect.cache_policies import NONE
+
+from tasks.checks import ArgumentError
+from tasks.layout import DestLayout
+from tasks.storage import atomic_write, filesystem, join, read_bytes
+
+DECISIONS = ("approved", "rejected")
+SCHEMA = pa.schema(
+    [
+        (k, pa.string())
+        for k in ("content_hash", "source", "name", "decision", "decided_at", "run_id", "model", "model_version", "imported_from")
+    ]
+)
+
+
+def parse_decisions(data: bytes, name: str) -> list[dict]:
+    """The review page's export, JSON or CSV; a row without a content hash or with another decision
+    than approved/rejected is an error naming the row."""
+    text = data.decode("utf-8-sig")
+    try:
+        rows = (
+            json.loads(text) if name.lower().endswith(".json") or text.lstrip().startswith("[") else list(csv.DictReader(io.StringIO(text)))
+        )
+    except (json.JSONDecodeError, csv.Error) as e:
+        raise ArgumentError(f"{name}: not a decisions file ({e})") from None
+    if not isinstance(rows, list):
+        raise ArgumentError(f"{name}: expected a list of decisions")
+    out = []
+    for i, r in enumerate(rows, 1):
+        if not isinstance(r, dict) or not r.get("content_hash") or r.get("decision") not in DECISIONS:
+            raise ArgumentError(f"{name}: row {i} needs a content_hash and a decision of {' or '.join(DECISIONS)}")
+        out.append({k: str(r.get(k) or "") for k in SCHEMA.names} | {"imported_from": name})
+    return out
+
+
+@task(retries=2, retry_delay_seconds=2, cache_policy=NONE)
+def import_decisions(decisions_url: str, dest: str) -> tuple[str, int]:
+    rows = parse_decisions(read_bytes(decisions_url), decisions_url)
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), buf)
+    url = join(DestLayout(dest, "").decisions, f"{time.strftime('%Y%m%dT%H%M%S')}-{len(rows)}.parquet")
+    atomic_write(url, buf.getvalue())
+    return url, len(rows)
+
+
+def latest_decisions(dest: str) -> dict[str, str]:
+    """content hash -> the latest decision on it, over every import (files sort by import time)."""
+    fs, root = filesystem(DestLayout(dest, "").decisions)
+    out: dict[str, tuple[str, str]] = {}
+    if fs.exists(root):
+        for path in sorted(fs.glob(join(root, "*.parquet"))):
+            with fs.open(path, "rb") as f:
+                for r in pq.read_table(f).to_pylist():
+                    if r["content_hash"] not in out or r["decided_at"] >= out[r["content_hash"]][0]:
+                        out[r["content_hash"]] = (r["decided_at"], r["decision"])
+    return {h: d for h, (_, d) in out.items()}
+
+
+def rejected(dest: str) -> list[str]:
+    return sorted(h for h, d in latest_decisions(dest).items() if d == "rejected")

@@ -1,0 +1,1 @@
+"""Static web page templates (review and comparison pages)."""

@@ -1,0 +1,134 @@
+"""The review page of a real run, in a real browser: items, slider, failure reasons, decisions export,
+filters and search; then decisions imported and a restore limited to the rejected items; and the
+page comparing two model versions."""
+
+import json
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from colorize_core.colorize import ColorizeConfig
+from tests.browser import chromium, console_errors
+from tests.test_restore import gray_of, make_package, wait_for
+
+SCREENSHOTS = Path(__file__).resolve().parents[1] / ".state" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, prefect_harness):
+    from flows.restore import restore_flow
+
+    root = tmp_path_factory.mktemp("review")
+    src = root / "src"
+    src.mkdir()
+    for name in ("chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg"):
+        gray_of(name).save(src / name.replace(".jpg", ".png"))
+    (src / "broken.jpg").write_text("this is not a photograph")
+    pkg = make_package(root / "pkg", "1")
+    s = restore_flow(str(src), str(root / "dest"), model=pkg, colorize=ColorizeConfig(uncertainty=True), batch_size=2, progress=False)
+    assert s.done == 4 and s.failed == 1 and s.report.endswith("index.html")
+    return root, src, s
+
+
+@pytest.fixture()
+def browser(tmp_path):
+    driver = chromium(tmp_path / "downloads")
+    yield driver, tmp_path / "downloads"
+    driver.quit()
+
+
+def cards(driver):
+    return driver.find_elements(By.CSS_SELECTOR, "#grid .card")
+
+
+def test_review_page_in_a_real_browser(run, browser):
+    _, _, s = run
+    driver, downloads = browser
+    driver.get(Path(s.report).as_uri())
+    WebDriverWait(driver, 30).until(lambda d: len(cards(d)) == 5)
+    assert driver.find_element(By.ID, "count").text == "5 items"
+    failed = driver.find_element(By.CSS_SELECTOR, '.card[data-status="failed"]')
+    assert "not an image" in failed.find_element(By.CLASS_NAME, "reason").text
+    wait_for(lambda: all(i.get_property("naturalWidth") > 0 for i in driver.find_elements(By.CSS_SELECTOR, "#grid img")), 30)
+
+    # the before/after slider: dragging it changes what is shown
+    driver.find_element(By.CSS_SELECTOR, '.card[data-status="done"] .pics').click()
+    WebDriverWait(driver, 10).until(lambda d: d.find_element(By.ID, "detail").is_displayed())
+    wait_for(lambda: driver.find_element(By.ID, "after").get_property("naturalWidth") > 0, 30)
+    view = driver.find_element(By.ID, "compare")
+    before_clip, before_png = driver.find_element(By.ID, "after").value_of_css_property("clip-path"), view.screenshot_as_png
+    ActionChains(driver).drag_and_drop_by_offset(driver.find_element(By.ID, "slider"), 300, 0).perform()
+    after_clip, after_png = driver.find_element(By.ID, "after").value_of_css_property("clip-path"), view.screenshot_as_png
+    assert before_clip != after_clip and before_png != after_png
+    assert driver.find_element(By.ID, "uncertainty").is_displayed(), "the uncertainty map, computed for this run"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SCREENSHOTS / "review-detail.png"))
+    driver.find_element(By.ID, "close").click()
+
+    # a decision on two items, exported
+    done = driver.find_elements(By.CSS_SELECTOR, '.card[data-status="done"]')
+    done[0].find_element(By.CSS_SELECTOR, 'button[data-decision="rejected"]').click()
+    driver.find_elements(By.CSS_SELECTOR, '.card[data-status="done"]')[1].find_element(
+        By.CSS_SELECTOR, 'button[data-decision="approved"]'
+    ).click()
+    driver.find_element(By.ID, "export-json").click()
+    wait_for(lambda: list(downloads.glob("decisions-*.json")), 30)
+    exported = json.loads(next(downloads.glob("decisions-*.json")).read_text())
+    assert sorted(d["decision"] for d in exported) == ["approved", "rejected"] and all(len(d["content_hash"]) == 64 for d in exported)
+
+    # find what needs a look: failed only, most uncertain first, search by name
+    Select(driver.find_element(By.ID, "view")).select_by_value("failed")
+    WebDriverWait(driver, 10).until(lambda d: len(cards(d)) == 1)
+    Select(driver.find_element(By.ID, "view")).select_by_value("uncertain")
+    WebDriverWait(driver, 10).until(lambda d: len(cards(d)) == 4)
+    doubts = [float(c.find_element(By.CLASS_NAME, "facts").text.split("doubt ")[1].split()[0]) for c in cards(driver)]
+    assert doubts == sorted(doubts, reverse=True)
+    driver.find_element(By.ID, "search").send_keys("coffee")
+    WebDriverWait(driver, 10).until(lambda d: len(cards(d)) == 1 and "coffee" in cards(d)[0].text)
+    driver.save_screenshot(str(SCREENSHOTS / "review.png"))
+    assert console_errors(driver) == []
+
+
+def test_decisions_imported_limit_a_later_restore_to_rejected_items(run, tmp_path, prefect_harness):
+    from flows.restore import restore_flow
+    from flows.review import import_decisions_flow
+    from tasks.decisions import rejected
+
+    root, src, s = run
+    rows = pq.read_table(s.manifest).to_pylist()
+    target = next(r for r in rows if r["status"] == "done")
+    decisions = tmp_path / "decisions.csv"
+    decisions.write_text(
+        "content_hash,source,decision,decided_at\n"
+        f"{target['content_hash']},{target['source']},rejected,2026-11-30T10:00:00Z\n"
+        f"{rows[1]['content_hash'] or 'x'},{rows[1]['source']},approved,2026-11-30T10:00:01Z\n"
+    )
+    out = import_decisions_flow(str(decisions), str(root / "dest"))
+    assert out["decisions"] == 2 and pq.read_table(out["recorded"]).num_rows == 2
+    assert rejected(str(root / "dest")) == [target["content_hash"]]
+    v2 = make_package(root / "pkg2", "2", seed=3)  # redo the rejected item with another model
+    again = restore_flow(str(src), str(root / "dest"), model=v2, only_rejected=True, progress=False)
+    assert again.done == 1 and (root / "dest" / "testmodel-v2" / Path(target["output"]).name).exists()
+
+
+def test_compare_page_orders_items_by_how_much_a_new_version_changes_them(run, browser, prefect_harness):
+    from flows.restore import restore_flow
+    from flows.review import compare_flow
+
+    root, src, _ = run
+    v3 = make_package(root / "pkg3", "3", seed=7)
+    restore_flow(str(src), str(root / "dest"), model=v3, progress=False)
+    out = compare_flow(str(root / "dest"), ["testmodel-v1", "testmodel-v3"])
+    assert out["items"] == 4
+    driver, _ = browser
+    driver.get(Path(out["page"]).as_uri())
+    WebDriverWait(driver, 30).until(lambda d: len(cards(d)) == 4)
+    diffs = [float(c.find_element(By.CLASS_NAME, "facts").text.split("mean ab difference ")[1].split()[0]) for c in cards(driver)]
+    assert diffs == sorted(diffs, reverse=True) and diffs[0] > 0
+    time.sleep(0.5)
+    assert console_errors(driver) == []
