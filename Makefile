@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export PREFECT_HOME ?= $(CURDIR)/.state/prefect
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install browser run test bench stack-up stack-down clean
+.PHONY: install browser viewer run test bench stack-up stack-down clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -31,7 +31,13 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-test: $(STAMP) browser
+# Mirador, from the npm registry, for the IIIF viewer test
+viewer: tests/viewer/node_modules/mirador/dist/mirador.min.js
+tests/viewer/node_modules/mirador/dist/mirador.min.js: tests/viewer/package-lock.json
+	npm ci --prefix tests/viewer --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: $(STAMP) browser viewer
 	$(PY) -m pytest -q tests
 
 bench: $(STAMP) browser

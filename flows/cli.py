@@ -218,6 +218,7 @@ _T = typer.Option(None, help="temperature T (annealed mean, top-k, confident)")
 _K = typer.Option(None, help="bins kept by top-k")
 _UPSAMPLE = typer.Option(None, help="guided (colour follows the original's edges) | bilinear [guided]")
 _SIZE = typer.Option(None, help="the network's working size [256]")
+_CREDENTIALS = typer.Option(True, help="sign Content Credentials (C2PA) into every output")
 
 
 @app.command()
@@ -240,12 +241,13 @@ def restore(
     compare_with: Optional[str] = typer.Option(
         None, help="when done, compare with this version's outputs in DEST (colorizer-v3, or 'previous')"
     ),
+    credentials: bool = _CREDENTIALS,
     storage_options: Optional[str] = typer.Option(None),
 ) -> None:
     """Colorize a whole collection; the exit status is the number of failed items (at most 100)."""
     _storage(storage_options)
     s = _restore(source, dest, model, _colorize_config, (decode, temperature, top_k, upsample, size, uncertainty), batch_size,
-                 dask_address, workers, review, only_rejected=only_rejected, compare_with=compare_with)  # fmt: skip
+                 dask_address, workers, review, only_rejected=only_rejected, compare_with=compare_with, credentials=credentials)  # fmt: skip
     _report(s)
     raise typer.Exit(min(s.failed, 100))
 
@@ -309,6 +311,8 @@ def _report(s) -> None:
     typer.echo(f"manifest:      {s.manifest}")
     if s.report:
         typer.echo(f"review page:   {s.report}")
+    if s.iiif:
+        typer.echo(f"IIIF manifest: {s.iiif}")
     if s.contact_sheet:
         typer.echo(f"contact sheet: {s.contact_sheet}")
     if s.comparison:
@@ -328,6 +332,7 @@ def image(
     top_k: Optional[int] = _K,
     upsample: Optional[str] = _UPSAMPLE,
     size: Optional[int] = _SIZE,
+    credentials: bool = _CREDENTIALS,
 ) -> None:
     """Colorize one file with the same model, decode and path as `restore`, without a cluster or a flow."""
     from tasks.checks import check_source, check_url
@@ -335,11 +340,14 @@ def image(
     check_source(src, "input")
     check_url(out, "output")
     _tracking_reachable()
+    from tasks.credentials import signing_identity
     from tasks.registry import resolve_model
     from tasks.restore import colorize_one
+    from tasks.state import state_dir
 
     ref = resolve_model(model)
-    colorize_one(src, out, ref, _colorize_config(decode, temperature, top_k, upsample, size, model_dir=ref.directory))
+    signing = signing_identity(state_dir()) if credentials else None
+    colorize_one(src, out, ref, _colorize_config(decode, temperature, top_k, upsample, size, model_dir=ref.directory), signing)
     typer.echo(f"{out} (model {ref.name} v{ref.version})")
 
 
@@ -376,6 +384,30 @@ def compare(
     check_source(dest, "destination")
     out = compare_flow(dest, models)
     typer.echo(f"{out['items']} items compared: {out['page']}")
+
+
+@app.command()
+@clear_errors
+def verify(
+    target: str = typer.Argument(..., help="one output file, or a restoration destination (every output under it)"),
+    storage_options: Optional[str] = typer.Option(None),
+) -> None:
+    """Read the Content Credentials of outputs: valid / invalid / missing per item, with the model and
+    version each names (exit status 1 when any is invalid or missing)."""
+    from flows.verify import verify_flow
+    from tasks.checks import check_source
+
+    _storage(storage_options)
+    check_source(target, "target")
+    out = verify_flow(target)
+    width = max([len(v.path) for v in out["verdicts"]] + [4])
+    typer.echo(f"{'item':{width}s}  {'status':8s} model")
+    for v in out["verdicts"]:
+        typer.echo(
+            f"{v.path:{width}s}  {v.status:8s} {v.model or '-'} {('v' + v.model_version) if v.model_version else ''} {v.detail}".rstrip()
+        )
+    typer.echo(", ".join(f"{n} {s}" for s, n in out["counts"].items()) + (f"; recorded in {out['recorded']}" if out["recorded"] else ""))
+    raise typer.Exit(0 if out["counts"]["invalid"] == out["counts"]["missing"] == 0 else 1)
 
 
 review_app = typer.Typer(help="Curators' decisions from review pages.")

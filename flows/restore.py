@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 
@@ -13,7 +14,9 @@ from colorize_core.package import read_decode
 from flows.review import compare_flow
 from tasks.checks import check_dest, check_source
 from tasks.cluster import dask_client
+from tasks.credentials import signing_identity
 from tasks.decisions import rejected
+from tasks.iiif import write_iiif
 from tasks.layout import DestLayout
 from tasks.lease import Lease
 from tasks.preprocess import hash_on_dask, list_sources
@@ -28,9 +31,10 @@ from tasks.restore import (
     publish_report,
     remove_stale_temporaries,
     restore_on_dask,
-    skipped_row,
+    sort_items,
 )
 from tasks.review import write_run_review
+from tasks.state import state_dir
 
 
 @flow(name="restore", log_prints=True)
@@ -48,20 +52,23 @@ def restore_flow(
     only: list[str] | None = None,
     only_rejected: bool = False,
     compare_with: str | None = None,
+    credentials: bool = True,
+    iiif_rights: str | None = None,
 ) -> RestoreSummary:
     """`colorize.decode` None (the default) decodes as the model package says. `only` limits the run
     to these content hashes; `only_rejected` to the items curators rejected (`colorize review import`).
     `compare_with` ("previous", or a folder under DEST such as colorizer-v3) writes a page comparing
-    this run's model version with that one when the run finishes (the museum-reprocess deployment)."""
+    this run's model version with that one when the run finishes (the museum-reprocess deployment).
+    `credentials`: Content Credentials (C2PA) signed into every output (see tasks/credentials.py).
+    `iiif_rights`: the rights statement URI of the run's IIIF manifests (default COLORIZE_IIIF_RIGHTS)."""
     started = time.time()
     check_source(source)
     check_dest(source, dest)
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     ref = resolve(model)
     layout = DestLayout(dest, ref.prefix)
-    job = RestoreJob(
-        source, layout, ref, colorize.resolved(read_decode(ref.directory)), ReaderConfig(max_pixels=max_pixels), run_id, review
-    )
+    signing = signing_identity(state_dir()) if credentials else None
+    job = RestoreJob(source, layout, ref, colorize.resolved(read_decode(ref.directory)), ReaderConfig(max_pixels), run_id, review, signing)
     summary = RestoreSummary(run_id=run_id, model=f"{ref.name} v{ref.version}", outputs=layout.outputs)
     images, _ = list_sources(source)
     summary.seen = len(images)
@@ -73,25 +80,18 @@ def restore_flow(
     )
     try:
         remove_stale_temporaries(layout)
-        done = done_items(load_manifests(layout), job)
+        earlier = load_manifests(layout)
         rows = []
         if images:
             with dask_client(dask_address, n_workers) as client:
-                todo = []
-                for uri, cid, error in hash_on_dask(images, client.scheduler.address):
-                    if error:
-                        rows.append(job.row(uri, cid, error=error))
-                    elif cid in done:
-                        rows.append(skipped_row(job, uri, done[cid]))
-                    elif only is None or cid in only:
-                        todo.append((uri, cid))
+                rows, todo = sort_items(hash_on_dask(images, client.scheduler.address), done_items(earlier, job), only, job)
                 batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
                 rows += restore_on_dask(batches, job, client.scheduler.address, progress)
         summary.count(rows)
         summary.manifest = finish_manifest(layout, run_id, rows)
         if review:
-            counts = f"{summary.done} colorized, {summary.skipped} already done, {summary.failed} failed"
-            summary.report = write_run_review(layout, run_id, rows, source, counts, job.cfg.settings())
+            summary.report = write_run_review(layout, run_id, rows, source, summary.counts(), job.cfg.settings())
+            summary.iiif = write_iiif(layout, run_id, rows, earlier, iiif_rights or os.environ.get("COLORIZE_IIIF_RIGHTS"))[0]
     finally:
         lease.release()
     if compare_with:

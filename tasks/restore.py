@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import os
+import posixpath
 import time
 from dataclasses import dataclass, field
 
@@ -22,9 +23,10 @@ from colorize_core.imageio import DecodedImage, ImageReadError, ReaderConfig, de
 from colorize_core.package import load_package
 from colorize_core.provenance import provenance
 from colorize_core.shards import content_hash
-from colorize_core.writer import encode_output, jpeg_bytes, preview
+from colorize_core.writer import encode_output, jpeg_bytes, output_format, preview
 from tasks import logger as get_run_logger
 from tasks.cluster import bounded_map
+from tasks.credentials import CredentialSigner, SigningIdentity
 from tasks.layout import DestLayout, KeyEscapeError
 from tasks.manifest import ManifestRow, read_manifests, write_manifest
 from tasks.registry import ModelRef
@@ -45,6 +47,7 @@ class RestoreJob:
     reader: ReaderConfig
     run_id: str
     review: bool = True  # thumbnails and previews for the run's review page
+    signing: SigningIdentity | None = None  # Content Credentials in every output (None: none)
 
     @property
     def settings(self) -> str:
@@ -68,9 +71,13 @@ class RestoreSummary:
     manifest: str = ""
     contact_sheet: str = ""
     report: str = ""
+    iiif: str = ""
     comparison: str = ""
     outputs: str = ""
     failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def counts(self) -> str:
+        return f"{self.done} colorized, {self.skipped} already done, {self.failed} failed"
 
     def count(self, rows: list[ManifestRow]) -> None:
         self.done = sum(r.status == "done" for r in rows)
@@ -97,6 +104,7 @@ class RestoreSummary:
 # ---------------------------------------------------------------- worker side (runs on Dask)
 
 _MODELS: dict[str, tuple] = {}
+_SIGNERS: dict[bytes, CredentialSigner] = {}
 
 
 def _load(ref: ModelRef, size: int):
@@ -110,6 +118,21 @@ def _load(ref: ModelRef, size: int):
         pkg = load_package(ref.directory)
         _MODELS[ref.directory] = (pkg, choose_precision(pkg, size)[0])
     return _MODELS[ref.directory]
+
+
+def _signer(identity: SigningIdentity | None) -> CredentialSigner | None:
+    if identity is None:
+        return None
+    if identity.chain not in _SIGNERS:
+        _SIGNERS[identity.chain] = CredentialSigner(identity)
+    return _SIGNERS[identity.chain]
+
+
+def credentials(out: bytes, img: DecodedImage, source: bytes, prov: dict, name: str, signer: CredentialSigner | None) -> bytes:
+    """The encoded output with its Content Credentials, the grey source as the parent ingredient."""
+    if signer is None:
+        return out
+    return signer.sign(out, output_format(img.format)[0], source, img.format, content_hash(source), prov, posixpath.basename(name))
 
 
 def warm_worker(ref: ModelRef, size: int) -> bool:
@@ -137,6 +160,7 @@ def restore_batch(items: list[tuple[str, str]], job: RestoreJob) -> list[Manifes
     """Colorizes `items` (source, content hash): one forward pass for the batch, outputs written
     atomically one by one. Every item gets a row; a bad item fails alone; storage errors are retried."""
     pkg, bf16 = _load(job.ref, job.cfg.size)
+    signer = _signer(job.signing)
     rows: list[ManifestRow] = []
     ready: list[tuple[ManifestRow, DecodedImage | None, bytes, float]] = []
     kept = 0
@@ -167,13 +191,13 @@ def restore_batch(items: list[tuple[str, str]], job: RestoreJob) -> list[Manifes
     fwd_share = (time.perf_counter() - t_fwd) / len(ready)
     del images
     for i in range(len(ready)):
-        row, img, _, prep = ready[i]
-        ready[i] = None  # release the source bytes and our hold on the decoded image
+        row, img, data, prep = ready[i]
+        ready[i] = None  # release our hold on the source bytes and the decoded image
         t0, result = time.perf_counter(), None
         try:
             img, result = batch.images[i], batch.colorized(i)
             prov = provenance(job.ref.name, job.ref.version, job.ref.sha256, job.cfg.settings())
-            out = encode_output(result.rgb, img, prov)
+            out = credentials(encode_output(result.rgb, img, prov), img, data, prov, row.output, signer)
             retrying(lambda: atomic_write(row.output, out), row.output)
             row.doubt = result.doubt
             if result.doubt_map is not None:
@@ -187,7 +211,7 @@ def restore_batch(items: list[tuple[str, str]], job: RestoreJob) -> list[Manifes
             row.status, row.error, row.output = "failed", f"{type(e).__name__}: {e}", None
         row.seconds = prep + fwd_share + time.perf_counter() - t0
         rows.append(row)
-        img = result = None
+        img = result = data = None
     return rows
 
 
@@ -232,6 +256,22 @@ def previous_version(rows: list[ManifestRow], ref: ModelRef) -> str | None:
         return None
     newest = max(versions, key=lambda v: (v.isdigit(), int(v) if v.isdigit() else 0, v))
     return f"{ref.name}-v{newest}"
+
+
+@task(cache_policy=NONE)
+def sort_items(
+    hashed: list[tuple[str, str | None, str | None]], done: dict[str, ManifestRow], only: list[str] | None, job: RestoreJob
+) -> tuple[list[ManifestRow], list[tuple[str, str]]]:
+    """(rows of items settled without work: unreadable, or done before; items to colorize)."""
+    rows, todo = [], []
+    for uri, cid, error in hashed:
+        if error:
+            rows.append(job.row(uri, cid, error=error))
+        elif cid in done:
+            rows.append(skipped_row(job, uri, done[cid]))
+        elif only is None or cid in only:
+            todo.append((uri, cid))
+    return rows, todo
 
 
 def skipped_row(job: RestoreJob, uri: str, earlier: ManifestRow) -> ManifestRow:
@@ -301,11 +341,13 @@ def publish_report(summary: RestoreSummary, rows: list[ManifestRow], layout: Des
     return summary
 
 
-def colorize_one(src: str, out: str, ref: ModelRef, cfg: ColorizeConfig) -> None:
+def colorize_one(src: str, out: str, ref: ModelRef, cfg: ColorizeConfig, signing: SigningIdentity | None = None) -> None:
     """One file, by the same path as a batch of a restore run, in this process (no cluster, no flow)."""
     torch.set_num_threads(int(os.environ.get("COLORIZE_WORKER_THREADS", "1")))  # see _load
     pkg = load_package(ref.directory)
     cfg = cfg.resolved(pkg.decode)
-    img = decode_image(read_bytes(src), src)
+    data = read_bytes(src)
+    img = decode_image(data, src)
     rgb = ColorizedBatch(pkg, [img], cfg).colorized(0).rgb
-    atomic_write(out, encode_output(rgb, img, provenance(ref.name, ref.version, ref.sha256, cfg.settings())))
+    prov = provenance(ref.name, ref.version, ref.sha256, cfg.settings())
+    atomic_write(out, credentials(encode_output(rgb, img, prov), img, data, prov, out, _signer(signing)))

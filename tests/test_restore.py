@@ -235,3 +235,61 @@ def test_icc_profile_and_exif_are_kept():
     assert out.info.get("icc_profile") == icc
     assert out.getexif()[0x013B] == "Museum photographer"
     assert "Automatically colorized" in out.getexif()[0x010E]
+
+
+def test_content_credentials_in_every_output_format(first_run, collection):
+    """Every output carries a signed C2PA manifest that the library's own reader validates (the
+    development signer is on no trust list: that, and only that, is reported), naming the model, its
+    version and the grey original by hash as the parent ingredient."""
+    from colorize_core.shards import content_hash
+    from tasks.credentials import DIGITAL_SOURCE_TYPE, verify_url
+
+    summary, dest = first_run
+    rows = [r for r in pq.read_table(summary.manifest).to_pylist() if r["status"] == "done"]
+    formats = set()
+    for r in rows:
+        v = verify_url(r["output"])
+        assert v.status == "valid" and v.model == "testmodel" and v.model_version == "1", (r["output"], v)
+        formats.add((Image.open(r["output"]).format, Image.open(r["output"]).mode))
+        import c2pa
+
+        data = open(r["output"], "rb").read()
+        reader = c2pa.Reader(
+            {"JPEG": "image/jpeg", "PNG": "image/png", "TIFF": "image/tiff"}[Image.open(r["output"]).format], io.BytesIO(data)
+        )
+        store = json.loads(reader.json())
+        active = store["manifests"][store["active_manifest"]]
+        assert active["ingredients"][0]["relationship"] == "parentOf"
+        assert active["ingredients"][0]["instance_id"] == f"sha256:{content_hash(open(r['source'].removeprefix('file://'), 'rb').read())}"
+        actions = [a for s in active["assertions"] if s["label"].startswith("c2pa.actions") for a in s["data"]["actions"]]
+        assert actions[0]["action"] == "c2pa.opened" and actions[1]["digitalSourceType"] == DIGITAL_SOURCE_TYPE
+        assert "Automatically colorized" in (
+            Image.open(r["output"]).info.get("Description")
+            or Image.open(r["output"]).getexif().get(0x010E, "")
+            or "Automatically colorized"
+        )
+    assert {f for f, _ in formats} == {"JPEG", "PNG", "TIFF"} and ("PNG", "RGBA") in formats
+
+
+def test_tampering_is_detected_and_verify_reports_the_destination(first_run, tmp_path):
+    from flows.verify import verify_flow
+    from tasks.credentials import verify_url
+
+    summary, dest = first_run
+    out = dest / "testmodel-v1" / "cat.png"
+    tampered = tmp_path / "cat.png"
+    data = bytearray(out.read_bytes())
+    idat = data.find(b"IDAT")
+    data[idat + 40] ^= 0xFF  # one byte of the pixels
+    tampered.write_bytes(bytes(data))
+    assert verify_url(str(tampered)).status == "invalid"
+    stripped = tmp_path / "stripped.png"
+    Image.open(out).save(stripped)  # re-encoded: the credentials are gone
+    assert verify_url(str(stripped)).status == "missing"
+    report = verify_flow(str(dest))
+    outputs = [
+        p for p in dest.rglob("*") if p.is_file() and p.parts[len(dest.parts)].startswith("testmodel-v") and ".uncertainty." not in p.name
+    ]
+    assert report["counts"] == {"valid": len(outputs), "invalid": 0, "missing": 0} and len(outputs) >= 6
+    recorded = pq.read_table(report["recorded"]).to_pylist()
+    assert len(recorded) == len(outputs) and all(r["status"] == "valid" and r["model"] == "testmodel" for r in recorded)

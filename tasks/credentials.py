@@ -1,0 +1,239 @@
+"""Content Credentials (C2PA) in every output: a signed manifest inside the file that any C2PA reader
+can verify, saying that a trained model changed this photograph, which model, how, and from which
+grey original (its parent ingredient, by hash).
+
+The archive's key and certificate chain come from configuration, never from the repository:
+`COLORIZE_C2PA_KEY` and `COLORIZE_C2PA_CERT` hold file paths, or `secret:<name>` for a Prefect
+Secret block. Without them the project makes a local development key and chain on first use
+(`<state>/c2pa/`) and says so once; a production deployment (`COLORIZE_PRODUCTION=1`) refuses to sign
+with it unless `COLORIZE_ALLOW_DEV_SIGNING=1` says otherwise.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from tasks.checks import ArgumentError
+
+DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
+MIME = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "TIFF": "image/tiff",
+    "WEBP": "image/webp",
+    "MPO": "image/jpeg",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+}
+_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class SigningIdentity:
+    """PEM private key and certificate chain (leaf first), and where they came from."""
+
+    key: bytes
+    chain: bytes
+    source: str  # "configured" or "development"
+
+
+def _read(value: str) -> bytes:
+    if value.startswith("secret:"):
+        from prefect.blocks.system import Secret
+
+        return Secret.load(value.removeprefix("secret:")).get().encode()
+    return Path(value).read_bytes()
+
+
+def development_identity(folder: Path) -> SigningIdentity:
+    """A local EC P-256 CA and a leaf certificate for signing (digitalSignature, emailProtection,
+    subject and authority key identifiers), made once and kept in `folder`."""
+    key_path, chain_path = folder / "dev-signer.key.pem", folder / "dev-signer.chain.pem"
+    with _LOCK:
+        if not key_path.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            key, chain = _make_chain()
+            tmp = chain_path.with_suffix(".tmp")
+            tmp.write_bytes(chain)
+            os.replace(tmp, chain_path)
+            tmp = key_path.with_suffix(".tmp")
+            tmp.write_bytes(key)
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, key_path)
+            print(
+                f"Content Credentials: no signing key configured; made a local development key in {folder} and sign with it. "
+                "Set COLORIZE_C2PA_KEY and COLORIZE_C2PA_CERT to the archive's own key and certificate chain."
+            )
+    return SigningIdentity(key_path.read_bytes(), chain_path.read_bytes(), "development")
+
+
+def _make_chain() -> tuple[bytes, bytes]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name(
+            [x509.NameAttribute(NameOID.COMMON_NAME, cn), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "colorize-archive development")]
+        )
+
+    def usage(sign_certs: bool) -> x509.KeyUsage:
+        return x509.KeyUsage(True, False, False, False, False, sign_certs, sign_certs, False, False)
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder().subject_name(name("colorize-archive development CA")).issuer_name(name("colorize-archive development CA"))
+        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True).add_extension(usage(True), True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    leaf = (
+        x509.CertificateBuilder().subject_name(name("colorize-archive development signer")).issuer_name(ca.subject)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=825))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), True).add_extension(usage(False), True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    pem = serialization.Encoding.PEM
+    key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key_pem, leaf.public_bytes(pem) + ca.public_bytes(pem)
+
+
+def signing_identity(state: Path) -> SigningIdentity:
+    """The configured identity, or the development one where that is allowed."""
+    key, cert = os.environ.get("COLORIZE_C2PA_KEY"), os.environ.get("COLORIZE_C2PA_CERT")
+    if key and cert:
+        try:
+            return SigningIdentity(_read(key), _read(cert), "configured")
+        except OSError as e:
+            raise ArgumentError(f"Content Credentials: cannot read the signing key or certificate ({e})") from None
+    if key or cert:
+        raise ArgumentError("Content Credentials: set both COLORIZE_C2PA_KEY and COLORIZE_C2PA_CERT, or neither")
+    if os.environ.get("COLORIZE_PRODUCTION") == "1" and os.environ.get("COLORIZE_ALLOW_DEV_SIGNING") != "1":
+        raise ArgumentError(
+            "Content Credentials: a production deployment signs with the archive's key: set COLORIZE_C2PA_KEY and "
+            "COLORIZE_C2PA_CERT (paths or secret:<block>), or COLORIZE_ALLOW_DEV_SIGNING=1 to sign with a development key"
+        )
+    return development_identity(state / "c2pa")
+
+
+def manifest_definition(prov: dict, title: str, grey_id: str) -> dict:
+    """The claim: opened from the grey original (the parent ingredient, `grey_id` = sha256:<its hash>),
+    then colorized by a trained model."""
+    settings = {k: v for k, v in prov.items() if k not in ("colorized", "note", "model", "model_version", "model_sha256", "date")}
+    return {
+        "claim_generator_info": [{"name": "colorize-archive", "version": "0.2"}],
+        "title": title,
+        "assertions": [
+            {
+                "label": "c2pa.actions.v2",
+                "data": {
+                    "actions": [
+                        {"action": "c2pa.opened", "parameters": {"ingredientIds": [grey_id]}},
+                        {
+                            "action": "c2pa.color_adjustments",
+                            "description": "Colorized automatically. " + prov["note"],
+                            "digitalSourceType": DIGITAL_SOURCE_TYPE,
+                            "softwareAgent": {"name": "colorize-archive", "version": "0.2"},
+                            "parameters": {
+                                "model": prov["model"],
+                                "model_version": str(prov["model_version"]),
+                                "model_sha256": prov["model_sha256"],
+                                "grey_original": grey_id,
+                                "settings": settings,
+                                "when": prov["date"],
+                            },
+                        },
+                    ]
+                },
+            }
+        ],
+    }
+
+
+class CredentialSigner:
+    """Signs encoded outputs; one per worker process (the native signer is made once).
+
+    No thumbnails inside the manifest by default (COLORIZE_C2PA_THUMBNAILS=1 adds them): measured on a
+    0.3 MP JPEG they add 233 KB and 68 ms an image, against 3.9 KB and 1.3 ms for the signed manifest
+    alone; the review page has its own thumbnails."""
+
+    def __init__(self, identity: SigningIdentity):
+        import c2pa
+
+        self.identity = identity
+        self._signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(b"es256", identity.chain, identity.key, None))
+        thumbnails = os.environ.get("COLORIZE_C2PA_THUMBNAILS") == "1"
+        self._context = c2pa.Context(settings=c2pa.Settings.from_dict({"builder": {"thumbnail": {"enabled": thumbnails}}}))
+
+    def sign(self, data: bytes, fmt: str, grey: bytes, grey_fmt: str, grey_sha256: str, prov: dict, title: str) -> bytes:
+        """The output `data` (in `fmt`) with its Content Credentials; `grey` is the source file."""
+        import c2pa
+
+        grey_id = f"sha256:{grey_sha256}"
+        builder = c2pa.Builder(manifest_definition(prov, title, grey_id), context=self._context)
+        ingredient = {"title": f"grey original of {title}", "relationship": "parentOf", "instance_id": grey_id, "label": grey_id}
+        builder.add_ingredient(ingredient, MIME.get(grey_fmt, "image/jpeg"), io.BytesIO(grey))
+        out = io.BytesIO()
+        builder.sign(self._signer, MIME[fmt], io.BytesIO(data), out)
+        return out.getvalue()
+
+
+@dataclass
+class Verdict:
+    path: str
+    status: str  # valid | invalid | missing
+    model: str | None = None
+    model_version: str | None = None
+    detail: str = ""
+
+
+def verify_bytes(data: bytes, path: str, fmt: str) -> Verdict:
+    """What a C2PA reader says of one file: valid (an untrusted signer aside), invalid (with the
+    failure codes), or missing (no Content Credentials)."""
+    import json
+
+    import c2pa
+
+    try:
+        reader = c2pa.Reader(MIME.get(fmt, "image/jpeg"), io.BytesIO(data))
+    except c2pa.C2paError as e:
+        if "ManifestNotFound" in type(e).__name__ or "not found" in str(e).lower() or "JumbfNotFound" in str(e):
+            return Verdict(path, "missing", detail=str(e))
+        return Verdict(path, "invalid", detail=f"{type(e).__name__}: {e}")
+    results = reader.get_validation_results() or {}
+    failures = [f["code"] for f in results.get("activeManifest", {}).get("failure", []) if f["code"] != "signingCredential.untrusted"]
+    store = json.loads(reader.json())
+    active = store["manifests"][store["active_manifest"]]
+    params = next(
+        (a["parameters"] for s in active.get("assertions", []) if s["label"].startswith("c2pa.actions") for a in s["data"]["actions"]
+         if a.get("digitalSourceType") == DIGITAL_SOURCE_TYPE),
+        {},
+    )  # fmt: skip
+    status = "valid" if reader.get_validation_state() in ("Valid", "Trusted") and not failures else "invalid"
+    return Verdict(path, status, params.get("model"), params.get("model_version"), ", ".join(failures))
+
+
+def verify_url(url: str) -> Verdict:
+    from PIL import Image
+
+    from tasks.storage import read_bytes, retrying
+
+    data = retrying(lambda: read_bytes(url), url)
+    try:
+        fmt = Image.open(io.BytesIO(data)).format or "JPEG"
+    except Exception:
+        return Verdict(url, "invalid", detail="not an image")
+    return verify_bytes(data, url, fmt)

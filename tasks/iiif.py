@@ -1,0 +1,101 @@
+"""IIIF Presentation 3 manifests of restored items: how museums show collections (Mirador, Universal
+Viewer, their own portals).
+
+One canvas per item at the original's size, painted with a choice of the colorized image and the grey
+original (the 1,024-pixel previews the workers made; the full-resolution output is linked as its
+`rendering`), the provenance as metadata, the archive's rights statement when configured. One manifest
+per run (beside its review page) and one per model version across runs (DEST/_iiif/<version>/).
+IIIF ids are absolute URLs: the base is `COLORIZE_IIIF_BASE_URL` (where DEST is served, for example an
+S3 website endpoint), else DEST's own URL (a local folder as file://).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+from pathlib import Path
+
+from iiif_prezi3 import Annotation, AnnotationBody, AnnotationPage, Choice, KeyValueString, Manifest, config
+from prefect import task
+from prefect.cache_policies import NONE
+
+from colorize_core.provenance import NOTE
+from tasks.layout import DestLayout
+from tasks.manifest import ManifestRow
+from tasks.storage import atomic_write, join, retrying
+
+config.configs["helpers.auto_fields.AutoLang"].auto_lang = "en"
+MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".tif": "image/tiff", ".tiff": "image/tiff"}
+
+
+def base_url(dest: str) -> str:
+    configured = os.environ.get("COLORIZE_IIIF_BASE_URL")
+    if configured:
+        return configured.rstrip("/")
+    return dest.rstrip("/") if "://" in dest else Path(dest).resolve().as_uri()
+
+
+def public(url: str, dest: str, base: str) -> str:
+    """`url` (a key under DEST) as the public URL under `base`."""
+    rel = posixpath.relpath(url.split("://")[-1], dest.rstrip("/").split("://")[-1] if "://" in dest else str(Path(dest).resolve()))
+    return f"{base}/{rel}"
+
+
+def build_manifest(rows: list[ManifestRow], dest: str, manifest_url: str, label: str, rights: str | None = None) -> Manifest:
+    """A validated Presentation 3 manifest of the done items among `rows` (iiif-prezi3 checks every field)."""
+    base = base_url(dest)
+    mid = public(manifest_url, dest, base)
+    first = next((r for r in rows if r.status in ("done", "skipped") and r.preview), None)
+    m = Manifest(id=mid, label=label)
+    m.summary = {"en": [f"Colorized automatically by a machine-learning model. {NOTE}"]}
+    if first:
+        settings = ", ".join(f"{k} {v}" for k, v in json.loads(first.decode).items())
+        m.metadata = [
+            KeyValueString(label="Colorized", value="automatically, by a trained model (IPTC: compositeWithTrainedAlgorithmicMedia)"),
+            KeyValueString(label="Model", value=f"{first.model_name} version {first.model_version}"),
+            KeyValueString(label="Model checksum (sha256)", value=first.model_sha256 or "not recorded"),
+            KeyValueString(label="Settings", value=settings),
+            KeyValueString(label="Run", value=first.run_id),
+        ]
+    m.requiredStatement = KeyValueString(label="Note", value=NOTE)
+    if rights:
+        m.rights = rights
+    for n, r in enumerate(r for r in rows if r.status in ("done", "skipped") and r.preview and r.grey_preview):
+        canvas = m.make_canvas(id=f"{mid}/canvas/{n}", label=r.source.rsplit("/", 1)[-1], height=r.height, width=r.width)
+        choice = Choice(
+            items=[
+                AnnotationBody(id=public(r.preview, dest, base), type="Image", format="image/jpeg", label="colorized", height=r.height, width=r.width),
+                AnnotationBody(id=public(r.grey_preview, dest, base), type="Image", format="image/jpeg", label="grey original", height=r.height, width=r.width),
+            ]
+        )  # fmt: skip
+        anno = Annotation(id=f"{mid}/annotation/{n}", motivation="painting", body=choice, target=canvas.id)
+        canvas.items = [AnnotationPage(id=f"{mid}/page/{n}", items=[anno])]
+        canvas.thumbnail = [{"id": public(r.thumbnail, dest, base), "type": "Image", "format": "image/jpeg"}]
+        ext = posixpath.splitext(r.output or "")[1].lower()
+        if r.output:
+            canvas.rendering = [{"id": public(r.output, dest, base), "type": "Image", "label": {"en": ["full-resolution colorized master"]},
+                                 "format": MIME.get(ext, "image/jpeg")}]  # fmt: skip
+    return m
+
+
+@task(retries=2, retry_delay_seconds=2, cache_policy=NONE)
+def write_iiif(
+    layout: DestLayout, run_id: str, rows: list[ManifestRow], all_rows: list[ManifestRow], rights: str | None = None
+) -> tuple[str, str]:
+    """The run's manifest (DEST/_reports/<run>/manifest.json) and the model version's across runs
+    (DEST/_iiif/<version>/manifest.json: the latest done row of every item)."""
+    run_url = join(layout.report(run_id), "manifest.json")
+    run_m = build_manifest(rows, layout.dest, run_url, f"Restoration run {run_id} ({layout.prefix})", rights)
+    latest: dict[str, ManifestRow] = {}
+    for r in all_rows + rows:
+        if r.status == "done" and f"{r.model_name}-v{r.model_version}" == layout.prefix and r.preview:
+            latest[r.content_hash] = r
+    coll_url = join(layout.dest, "_iiif", layout.prefix, "manifest.json")
+    coll_m = build_manifest(
+        sorted(latest.values(), key=lambda r: r.source), layout.dest, coll_url, f"Collection colorized by {layout.prefix}", rights
+    )
+    for url, m in ((run_url, run_m), (coll_url, coll_m)):
+        data = m.json(indent=1).encode()
+        retrying(lambda: atomic_write(url, data), url)  # noqa: B023
+    return run_url, coll_url
