@@ -107,13 +107,23 @@ def gray_to_l(gray: np.ndarray) -> np.ndarray:
     A gray pixel is sRGB with R = G = B, so L depends on it alone: a 1-D path that avoids building
     an RGB image for a 100-megapixel scan.
     """
+    if gray.dtype in (np.uint8, np.uint16):
+        return _gray_l_table(gray.dtype)[gray]  # one table read a pixel (256 or 65536 entries)
     t = torch.from_numpy(np.require(gray, requirements=["C", "W"]))
-    if t.dtype == torch.uint8:
-        lin = _SRGB_U8_TO_LINEAR[t.long()]
-    else:
-        scale = 65535.0 if t.dtype in (torch.uint16, torch.int32) else 1.0
-        lin = srgb_to_linear(t.float() / scale)
-    return (116.0 * _lab_f_(lin) - 16.0).numpy()
+    scale = 65535.0 if t.dtype == torch.int32 else 1.0
+    return (116.0 * _lab_f_(srgb_to_linear(t.float() / scale)) - 16.0).numpy()
+
+
+_GRAY_L: dict = {}
+
+
+def _gray_l_table(dtype) -> np.ndarray:
+    """L of every grey code of an 8- or 16-bit image, computed once exactly."""
+    if dtype not in _GRAY_L:
+        codes = 256 if dtype == np.uint8 else 65536
+        lin = srgb_to_linear(torch.arange(codes, dtype=torch.float64) / (codes - 1))
+        _GRAY_L[dtype] = (116.0 * _lab_f_(lin) - 16.0).float().numpy()
+    return _GRAY_L[dtype]
 
 
 def l_to_gray(L: np.ndarray) -> np.ndarray:
@@ -184,10 +194,15 @@ def gamut_scale(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
 
 def lab_to_srgb_in_gamut(L: torch.Tensor, ab: torch.Tensor, bits: int = 8) -> torch.Tensor:
     """(n,) L and (2, n) ab -> (n, 3) sRGB codes (uint8, or int32 holding 16-bit codes) with L kept:
-    out-of-gamut colours lose chroma (table-driven), they are never clipped in RGB, which would change L.
-    8-bit companding is a table read; 16-bit is computed exactly."""
-    ab = gamut_scale(L, ab)
-    lin = _linear_rgb(L, ab[0], ab[1]).clamp_(0.0, 1.0)  # (n, 3); the clamp only trims rounding
+    the few out-of-gamut colours lose chroma (table-driven, only for those pixels), they are never
+    clipped in RGB, which would change L. 8-bit companding is a table read; 16-bit is computed exactly."""
+    lin = _linear_rgb(L, ab[0], ab[1])  # (n, 3)
+    outside = ((lin < -1e-6) | (lin > 1 + 1e-6)).any(-1)  # (n,) usually a small share of the pixels
+    if bool(outside.any()):
+        idx = outside.nonzero().squeeze(1)
+        fixed = gamut_scale(L[idx], ab[:, idx])
+        lin[idx] = _linear_rgb(L[idx], fixed[0], fixed[1])
+    lin.clamp_(0.0, 1.0)  # only trims rounding
     if bits == 8:
         _, lut = _tables()
         return lut[lin.mul_(_LUT_STEPS).round_().long()]
