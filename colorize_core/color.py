@@ -137,11 +137,24 @@ def l_to_gray(L: np.ndarray) -> np.ndarray:
 _GAMUT_L, _GAMUT_H = 101, 360  # the max-chroma table: L every 1, hue every degree
 
 
+def _f_inv_into(t: torch.Tensor) -> torch.Tensor:
+    """The inverse CIE Lab companding, in place: t^3 above the switch point, linear below."""
+    lin = (t - C.LAB_OFFSET) / C.LAB_KAPPA_SLOPE
+    return torch.where(t > C.LAB_INV_THRESHOLD, t * t * t, lin, out=t)
+
+
+_RGB_ROWS = [[float(v) for v in row] for row in _RGB_FROM_XYZ]
+
+
 def _linear_rgb(L: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(n,) L, a, b -> (n, 3) linear sRGB, unclipped."""
+    """(n,) L, a, b -> (n, 3) linear sRGB, unclipped. One multiply-add per matrix entry on whole vectors
+    (a (n, 3) @ (3, 3) product and stacking are 2.7x slower on one thread, measured)."""
     fy = (L + 16.0) / 116.0
-    f = torch.stack([fy + a / 500.0, fy, fy - b / 200.0], -1)  # (n, 3)
-    return _lab_f_inv_(f) @ _RGB_FROM_XYZ.T
+    x, y, z = _f_inv_into(fy + a / 500.0), _f_inv_into(fy.clone()), _f_inv_into(fy - b / 200.0)  # normalised X, Y, Z
+    out = torch.empty(L.shape[0], 3)
+    for i, (mx, my, mz) in enumerate(_RGB_ROWS):
+        torch.mul(x, mx, out=out[:, i]).add_(y, alpha=my).add_(z, alpha=mz)
+    return out
 
 
 def _max_chroma_table() -> torch.Tensor:
@@ -197,7 +210,8 @@ def lab_to_srgb_in_gamut(L: torch.Tensor, ab: torch.Tensor, bits: int = 8) -> to
     the few out-of-gamut colours lose chroma (table-driven, only for those pixels), they are never
     clipped in RGB, which would change L. 8-bit companding is a table read; 16-bit is computed exactly."""
     lin = _linear_rgb(L, ab[0], ab[1])  # (n, 3)
-    outside = ((lin < -1e-6) | (lin > 1 + 1e-6)).any(-1)  # (n,) usually a small share of the pixels
+    lo, hi = lin.aminmax(dim=1)
+    outside = (lo < -1e-6) | (hi > 1 + 1e-6)  # (n,) usually a small share of the pixels
     if bool(outside.any()):
         idx = outside.nonzero().squeeze(1)
         fixed = gamut_scale(L[idx], ab[:, idx])
@@ -205,5 +219,5 @@ def lab_to_srgb_in_gamut(L: torch.Tensor, ab: torch.Tensor, bits: int = 8) -> to
     lin.clamp_(0.0, 1.0)  # only trims rounding
     if bits == 8:
         _, lut = _tables()
-        return lut[lin.mul_(_LUT_STEPS).round_().long()]
+        return torch.from_numpy(lut.numpy()[lin.mul_(_LUT_STEPS).round_().to(torch.int32).numpy()])  # numpy's take: 2x torch's
     return (linear_to_srgb(lin) * 65535).round_().to(torch.int32)

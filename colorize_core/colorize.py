@@ -97,7 +97,7 @@ class ColorizedBatch:
     full-resolution join on request (`colorized(i)`), so a caller can write and release each in turn."""
 
     def __init__(self, pkg, images: list[DecodedImage], cfg: ColorizeConfig = ColorizeConfig(), bf16: bool = False):
-        self.images, self.cfg = images, cfg.resolved(pkg.decode)
+        self.images, self.cfg = list(images), cfg.resolved(pkg.decode)
         self.L_small = torch.stack([network_input(img, self.cfg.size) for img in images])  # (B, S, S)
         pred = predict(pkg.model, self.L_small[:, None], bf16)
         self.ab_small, self.doubt = decoded(pkg, pred, self.cfg.decode), pred.doubt()  # (B, 2, h, w), (B, h, w)

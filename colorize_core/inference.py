@@ -101,4 +101,4 @@ class Prediction:
 def predict(model: torch.nn.Module, L: torch.Tensor, bf16: bool = False) -> Prediction:
     """L (B, 1, S, S) in [0, 100] -> Prediction: autocast and forward, in one place for every caller."""
     with autocast(L.device, bf16):
-        return Prediction(model(L).float())
+        return Prediction(model(L.contiguous(memory_format=torch.channels_last)).float())

@@ -81,16 +81,15 @@ def encode_output(rgb: np.ndarray, img: DecodedImage, prov: dict) -> bytes:
     return buf.getvalue()
 
 
-def preview(arr: np.ndarray, side: int) -> Image.Image:
-    """An 8-bit RGB picture of at most `side` pixels a side, for thumbnails and review pages."""
-    img = Image.fromarray(arr if arr.dtype == np.uint8 else (arr // 257).astype(np.uint8))
-    img.draft("RGB", (side, side))
-    img = img.convert("RGB")
+def preview(arr: np.ndarray | Image.Image, side: int) -> Image.Image:
+    """An 8-bit picture (grey stays grey) of at most `side` pixels a side, for thumbnails and review pages."""
+    img = arr if isinstance(arr, Image.Image) else Image.fromarray(arr if arr.dtype == np.uint8 else (arr >> 8).astype(np.uint8))
+    img = img.copy() if isinstance(arr, Image.Image) else img
     img.thumbnail((side, side), Image.BILINEAR, reducing_gap=2.0)
     return img
 
 
 def jpeg_bytes(img: Image.Image, quality: int = 85) -> bytes:
     buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=quality, optimize=True)
+    img.save(buf, "JPEG", quality=quality)
     return buf.getvalue()

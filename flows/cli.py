@@ -233,7 +233,7 @@ def restore(
     upsample: Optional[str] = _UPSAMPLE,
     size: Optional[int] = _SIZE,
     uncertainty: bool = typer.Option(False, help="also write an uncertainty map (.uncertainty.png) per image"),
-    batch_size: int = typer.Option(8, help="images per forward pass"),
+    batch_size: Optional[int] = typer.Option(None, help="images per forward pass [the restore flow's: 4]"),
     dask_address: Optional[str] = typer.Option(None),
     workers: int = typer.Option(2),
     review: bool = typer.Option(True, help="thumbnails, previews and the run's review page under DEST/_reports/<run>/"),
@@ -252,7 +252,7 @@ def restore(
     raise typer.Exit(min(s.failed, 100))
 
 
-def _restore(source, dest, model, make_cfg, cfg_args, batch_size=8, dask_address=None, workers=2, review=True, **flow_options):
+def _restore(source, dest, model, make_cfg, cfg_args, batch_size=None, dask_address=None, workers=2, review=True, **flow_options):
     """Checks first; then the local cluster starts (and loads the model on its workers) while the flow's
     Prefect API starts, instead of one after the other."""
     from tasks.checks import check_dest, check_source
@@ -278,10 +278,10 @@ def _restore(source, dest, model, make_cfg, cfg_args, batch_size=8, dask_address
             dest,
             model=model,
             colorize=cfg,
-            batch_size=batch_size,
             dask_address=address,
             n_workers=workers,
             review=review,
+            **_given(batch_size=batch_size),
             **flow_options,
         )
     finally:

@@ -43,7 +43,7 @@ def restore_flow(
     dest: str,
     model: str = DEFAULT_MODEL_URI,
     colorize: ColorizeConfig = ColorizeConfig(),
-    batch_size: int = 8,
+    batch_size: int = 4,  # images per forward pass: small batches keep the workers evenly loaded on a CPU
     max_pixels: int = ReaderConfig.max_pixels,
     dask_address: str | None = None,
     n_workers: int = 2,

@@ -144,16 +144,13 @@ def _review_pictures(job: RestoreJob, row: ManifestRow, img: DecodedImage, rgb) 
     """Thumbnails and previews of the grey input and the output, from the arrays in memory."""
     folder = join(job.layout.report(job.run_id), "img")
     stem = (row.content_hash or "x")[:16]
-    for attr, arr, side, tag in (
-        ("grey_thumbnail", img.pixels, THUMB, "gt"),
-        ("grey_preview", img.pixels, PREVIEW, "gp"),
-        ("thumbnail", rgb, THUMB, "t"),
-        ("preview", rgb, PREVIEW, "p"),
-    ):
-        key = join(folder, f"{stem}.{tag}.jpg")
-        data = jpeg_bytes(preview(arr, side), quality=82)
-        retrying(lambda: atomic_write(key, data), key)
-        setattr(row, attr, key)
+    for prefix, arr, tag in (("grey_", img.pixels, "g"), ("", rgb, "")):
+        large = preview(arr, PREVIEW)  # the thumbnail is made from the preview, not from the full image again
+        for attr, pic, suffix in (("preview", large, "p"), ("thumbnail", preview(large, THUMB), "t")):
+            key = join(folder, f"{stem}.{tag}{suffix}.jpg")
+            data = jpeg_bytes(pic, quality=82)
+            retrying(lambda: atomic_write(key, data), key)  # noqa: B023
+            setattr(row, prefix + attr, key)
 
 
 def restore_batch(items: list[tuple[str, str]], job: RestoreJob) -> list[ManifestRow]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.stack.services import _bin, _spawn, pid_alive, start_seaweedfs, stop_pid, wait_http
+from tasks.cluster import dask_env_vars
 
 S3_KEY, S3_SECRET, S3_BUCKET = "colorize", "colorize-local-secret", "archive"
 
@@ -84,7 +85,7 @@ def stack_up(state: Path, ports: StackPorts = StackPorts()) -> dict:
         _wait_port(ports.dask, pid, "dask scheduler")
         for i in range(2):
             pid = _spawn(f"dask-worker-{i}", [_bin("dask"), "worker", env["COLORIZE_DASK_ADDRESS"], "--nthreads", "1", "--nworkers", "1", "--no-dashboard", "--name", f"worker-{i}"],
-                         logs, env={**quiet, **env})  # fmt: skip
+                         logs, env={**quiet, **env, **dask_env_vars()})  # fmt: skip
             record(f"dask-worker-{i}", pid, env["COLORIZE_DASK_ADDRESS"])
         wait_http(f"http://127.0.0.1:{ports.prefect}/api/health", services["prefect"]["pid"], 120, "prefect server")
         wait_http(f"http://127.0.0.1:{ports.mlflow}/health", services["mlflow"]["pid"], 120, "mlflow server")
