@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
 
@@ -13,6 +12,7 @@ from colorize_core.shards import PreprocessConfig
 from tasks.cluster import dask_client
 from tasks.preprocess import (
     PreprocessSummary,
+    chunks_for,
     clean_staging,
     folder_split,
     known_content,
@@ -44,9 +44,7 @@ def preprocess_flow(
     known = known_content(shards)
     items = [(uri, folder_split(uri, source) if split_by_folder else None) for uri in images]
     with dask_client(dask_address, n_workers) as client:
-        # at most rows_per_shard files a task, and at least about four tasks a worker so none idles at the end
-        per_task = max(1, min(rows_per_shard, math.ceil(len(items) / (4 * max(1, len(client.scheduler_info()["workers"]))))))
-        chunks = [items[i : i + per_task] for i in range(0, len(items), per_task)]
+        chunks = chunks_for(items, rows_per_shard, len(client.scheduler_info()["workers"]))
         written, bad, counts = shard_on_dask(chunks, shards, run_id, cfg, known, client.scheduler.address)
     clean_staging(shards, run_id)
     write_quarantine(shards, run_id, bad)

@@ -7,6 +7,7 @@ workers; the Prefect tasks around them add retries, logging and the commit proto
 from __future__ import annotations
 
 import io
+import math
 import posixpath
 import time
 from dataclasses import asdict, dataclass, field
@@ -96,6 +97,16 @@ def build_shard(items: list[tuple[str, str | None]], staging_url: str, cfg: Prep
         pq.write_table(rows_to_table(rows), buf, compression="zstd")
         retrying(lambda: atomic_write(staging_url, buf.getvalue()), staging_url)
     return {"staging": staging_url if rows else None, "ids": [r["id"] for r in rows], "bad": bad, "counts": counts}
+
+
+TASKS_PER_WORKER = 8  # enough tasks that no worker idles at the end while another finishes a big one
+
+
+def chunks_for(items: list, rows_per_shard: int, workers: int) -> list[list]:
+    """Items in chunks of at most `rows_per_shard` (a shard each), and at least about TASKS_PER_WORKER
+    chunks a worker, so that a small collection still keeps every worker busy to the end."""
+    per_task = max(1, min(rows_per_shard, math.ceil(len(items) / (TASKS_PER_WORKER * max(1, workers)))))
+    return [items[i : i + per_task] for i in range(0, len(items), per_task)]
 
 
 @dataclass(frozen=True)
