@@ -24,7 +24,7 @@ from colorize_core.imageio import ImageReadError
 from colorize_core.shards import PreprocessConfig, check_schema, content_hash, make_row, rows_to_table
 from tasks import logger as get_run_logger
 from tasks.cluster import bounded_map
-from tasks.storage import atomic_write, filesystem, full_url, join, list_files, read_bytes, retrying
+from tasks.storage import atomic_write, filesystem, full_url, join, list_files, read_bytes, remove_tree, retrying
 
 QUARANTINE_SCHEMA = pa.schema([("source", pa.string()), ("id", pa.string()), ("reason", pa.string()), ("run_id", pa.string())])
 
@@ -230,9 +230,7 @@ def folder_split(uri: str, source: str) -> str | None:
 
 @task(cache_policy=NONE)
 def clean_staging(shards_url: str, run_id: str) -> None:
-    fs, root = filesystem(join(shards_url, "_staging", run_id))
-    if fs.exists(root):
-        fs.rm(root, recursive=True)
+    remove_tree(join(shards_url, "_staging", run_id))
 
 
 @task(cache_policy=NONE)

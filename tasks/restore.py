@@ -30,7 +30,7 @@ from tasks.credentials import CredentialSigner, SigningIdentity
 from tasks.layout import DestLayout, KeyEscapeError
 from tasks.manifest import ManifestRow, read_manifests, write_manifest
 from tasks.registry import ModelRef
-from tasks.storage import atomic_write, filesystem, join, read_bytes, retrying
+from tasks.storage import atomic_write, filesystem, join, read_bytes, remove_tree, retrying
 
 KEEP_DECODED_PIXELS = 64_000_000  # above this a batch re-decodes instead of holding every image
 THUMB, PREVIEW = 256, 1024  # review page picture sizes (long side)
@@ -298,9 +298,7 @@ def restore_on_dask(batches: list[list[tuple[str, str]]], job: RestoreJob, sched
 def finish_manifest(layout: DestLayout, run_id: str, rows: list[ManifestRow]) -> str:
     """One Parquet file for the run; its batch parts are removed once it is in place."""
     url = write_manifest(layout.run_manifest(run_id), rows)
-    fs, parts = filesystem(layout.run_parts(run_id))
-    if fs.exists(parts):
-        fs.rm(parts, recursive=True)
+    remove_tree(layout.run_parts(run_id))
     return url
 
 

@@ -97,6 +97,18 @@ def atomic_write(url: str, data: bytes) -> None:
             fs.rm(tmp)
 
 
+def remove_tree(url: str) -> None:
+    """Everything under `url`, and the folder itself: S3-compatible stores such as SeaweedFS keep an
+    emptied folder as an object of its own until it is removed by name."""
+    fs, root = filesystem(url)
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
+    try:
+        fs.rm(root)
+    except (FileNotFoundError, OSError):
+        pass
+
+
 def any_file(url: str) -> bool:
     """Whether there is anything under `url`, without listing all of it (a cheap look before starting
     a cluster: local folders are walked until the first file; object stores are asked for one level)."""

@@ -50,7 +50,8 @@ def test_shards_are_written_with_schema_and_dedup(s3_run):
     assert L.shape == (256, 256) and ab.shape == (256, 256, 2) and 0 <= L.min() and L.max() <= 100
     splits = {s for r in rows for s in r.column("split").to_pylist()}
     assert splits <= {"train", "val"}
-    assert not fs.exists(f"{s3.bucket}/shards/_staging/{first.run_id}")  # staging cleaned
+    fs.invalidate_cache()
+    assert not fs.find(f"{s3.bucket}/shards/_staging/{first.run_id}")  # staging cleaned: no object left under it
 
 
 def test_bad_inputs_are_quarantined_with_reasons(s3_run):
