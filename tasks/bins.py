@@ -6,7 +6,6 @@ import json
 
 import dask.bag as db
 import numpy as np
-from distributed import Client
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
@@ -14,6 +13,7 @@ from prefect.cache_policies import NONE
 from colorize_core.bins import BinConfig, BinSet, canonical_bins, grid_bins_from_histogram, kmeans_bins
 from colorize_core.rebalance import ABHistogram, RebalanceConfig, fit_prior
 from tasks import logger as get_run_logger
+from tasks.cluster import connect
 from tasks.figures import gamut_png, markdown_image, prior_png
 from tasks.preprocess import read_shard_table
 from tasks.storage import atomic_write
@@ -34,7 +34,7 @@ def histogram_on_dask(shard_urls: list[str], scheduler: str) -> ABHistogram:
     """Partial histograms per shard, summed in a tree reduction on the cluster."""
     if not shard_urls:
         raise ValueError("no committed shards to estimate bins from")
-    with Client(scheduler, set_as_default=False) as client:
+    with connect(scheduler, set_as_default=False) as client:
         bag = db.from_sequence(shard_urls, npartitions=len(shard_urls))
         total = bag.map(shard_histogram).reduction(sum, sum, split_every=8)
         return ABHistogram(client.compute(total).result())

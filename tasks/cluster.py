@@ -38,12 +38,28 @@ def dask_env_vars() -> dict[str, str]:
     return env | {"DASK_" + k.upper().replace(".", "__").replace("-", "_"): str(v) for k, v in WORKER_CONFIG.items()}
 
 
+def security(env: dict | None = None):
+    """TLS client credentials for a `tls://` scheduler, from COLORIZE_DASK_TLS_CA / _CERT / _KEY."""
+    from distributed.security import Security
+
+    env = os.environ if env is None else env
+    if not env.get("COLORIZE_DASK_TLS_CA"):
+        return None
+    return Security(tls_ca_file=env["COLORIZE_DASK_TLS_CA"], tls_client_cert=env["COLORIZE_DASK_TLS_CERT"],
+                    tls_client_key=env["COLORIZE_DASK_TLS_KEY"], require_encryption=True)  # fmt: skip
+
+
+def connect(address: str, env: dict | None = None, **kw) -> Client:
+    """A client of an existing scheduler, with the TLS credentials the environment gives."""
+    return Client(address, security=security(env), **kw)
+
+
 @contextlib.contextmanager
 def dask_client(address: str | None = None, n_workers: int = 2, processes: bool = True) -> Iterator[Client]:
     logging.getLogger("distributed").setLevel(logging.WARNING)
     address = address or os.environ.get("COLORIZE_DASK_ADDRESS")
     if address:
-        with Client(address) as client:
+        with connect(address) as client:
             yield client
         return
     with (

@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
-from distributed import Client
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
@@ -23,7 +22,7 @@ from prefect.cache_policies import NONE
 from colorize_core.imageio import ImageReadError
 from colorize_core.shards import PreprocessConfig, check_schema, content_hash, make_row, rows_to_table
 from tasks import logger as get_run_logger
-from tasks.cluster import bounded_map
+from tasks.cluster import bounded_map, connect
 from tasks.storage import atomic_write, filesystem, full_url, join, list_files, read_bytes, remove_tree, retrying
 
 QUARANTINE_SCHEMA = pa.schema([("source", pa.string()), ("id", pa.string()), ("reason", pa.string()), ("run_id", pa.string())])
@@ -156,7 +155,7 @@ def known_content(shards_url: str) -> KnownContent:
 
 @task(cache_policy=NONE)
 def hash_on_dask(uris: list[str], scheduler: str, chunk: int = 64) -> list[tuple[str, str | None, str | None]]:
-    with Client(scheduler, set_as_default=False) as client:
+    with connect(scheduler, set_as_default=False) as client:
         futures = client.map(hash_sources, [uris[i : i + chunk] for i in range(0, len(uris), chunk)], pure=False)
         return [item for part in client.gather(futures) for item in part]
 
@@ -170,7 +169,7 @@ def shard_on_dask(
     dropping rows whose content another chunk of this run committed first (deduplication at commit)."""
     logger = get_run_logger()
     committed, bad, counts, ids = [], [], {"already_present": 0, "previously_quarantined": 0, "duplicates": 0}, set(known.ids)
-    with Client(scheduler, set_as_default=False) as client:
+    with connect(scheduler, set_as_default=False) as client:
         [known_f] = client.scatter([known], broadcast=True)
         jobs = ((c, join(shards_url, "_staging", run_id, f"part-{run_id}-{i:05d}.parquet"), cfg, known_f) for i, c in enumerate(chunks))
         for _, result in bounded_map(client, build_shard, jobs):

@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from distributed import Client
 from PIL import Image
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
@@ -25,7 +24,7 @@ from colorize_core.provenance import provenance
 from colorize_core.shards import content_hash
 from colorize_core.writer import encode_output, jpeg_bytes, output_format, preview
 from tasks import logger as get_run_logger
-from tasks.cluster import bounded_map
+from tasks.cluster import bounded_map, connect
 from tasks.credentials import CredentialSigner, SigningIdentity
 from tasks.layout import DestLayout, KeyEscapeError
 from tasks.manifest import ManifestRow, read_manifests, write_manifest
@@ -285,7 +284,7 @@ def restore_on_dask(batches: list[list[tuple[str, str]]], job: RestoreJob, sched
     from rich.progress import Progress
 
     rows: list[ManifestRow] = []
-    with Client(scheduler, set_as_default=False) as client, Progress(disable=not progress, transient=True) as bar:
+    with connect(scheduler, set_as_default=False) as client, Progress(disable=not progress, transient=True) as bar:
         todo = bar.add_task("colorizing", total=sum(len(b) for b in batches))
         for part, (_, batch_rows) in enumerate(bounded_map(client, restore_batch, ((b, job) for b in batches))):
             write_manifest(job.layout.part(job.run_id, part), batch_rows)

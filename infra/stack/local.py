@@ -8,6 +8,7 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from infra.stack.services import _bin, _spawn, pid_alive, start_seaweedfs, stop_pid, wait_http
 from tasks.cluster import dask_env_vars
@@ -23,8 +24,29 @@ class StackPorts:
     dask: int = 8786
 
 
-def stack_dir(state: Path) -> Path:
-    return state / "stack"
+QUIET = {"DO_NOT_TRACK": "true", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+
+
+def stack_dir(state: Path, production: bool = False) -> Path:
+    return state / ("stack-production" if production else "stack")
+
+
+def record_services(root: Path, services: dict, env: Callable[[], dict]):
+    """A function that records one started service (pid, url, log) in root/stack.json at once, so that
+    `stack down` finds every process even when start-up fails half-way."""
+
+    def record(name: str, pid: int, url: str) -> None:
+        services[name] = {"pid": pid, "url": url, "log": str(root / "logs" / f"{name}.log")}
+        (root / "stack.json").write_text(json.dumps({"services": services, "env": env()}, indent=2))
+
+    return record
+
+
+def wait_workers(env: dict, n: int, timeout: float = 90) -> None:
+    from tasks.cluster import connect
+
+    with connect(env["COLORIZE_DASK_ADDRESS"], env, timeout=timeout) as client:
+        client.wait_for_workers(n, timeout=timeout)
 
 
 def _wait_port(port: int, pid: int, name: str, timeout: float = 60) -> None:
@@ -58,12 +80,9 @@ def stack_up(state: Path, ports: StackPorts = StackPorts()) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     logs = root / "logs"
     env = stack_env(ports)
-    quiet = {"DO_NOT_TRACK": "true", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    quiet = QUIET
     services: dict[str, dict] = {}
-
-    def record(name: str, pid: int, url: str) -> None:
-        services[name] = {"pid": pid, "url": url, "log": str(logs / f"{name}.log")}
-        (root / "stack.json").write_text(json.dumps({"services": services, "env": env}, indent=2))
+    record = record_services(root, services, lambda: env)
 
     try:
         pid = _spawn("prefect", [_bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(ports.prefect)], logs,
@@ -89,23 +108,16 @@ def stack_up(state: Path, ports: StackPorts = StackPorts()) -> dict:
             record(f"dask-worker-{i}", pid, env["COLORIZE_DASK_ADDRESS"])
         wait_http(f"http://127.0.0.1:{ports.prefect}/api/health", services["prefect"]["pid"], 120, "prefect server")
         wait_http(f"http://127.0.0.1:{ports.mlflow}/health", services["mlflow"]["pid"], 120, "mlflow server")
-        _wait_workers(env["COLORIZE_DASK_ADDRESS"], 2)
+        wait_workers(env, 2)
     except BaseException:
         stack_down(state)
         raise
     return {"services": services, "env": env}
 
 
-def _wait_workers(address: str, n: int, timeout: float = 60) -> None:
-    from distributed import Client
-
-    with Client(address, timeout=timeout) as client:
-        client.wait_for_workers(n, timeout=timeout)
-
-
-def stack_down(state: Path) -> list[str]:
+def stack_down(state: Path, production: bool = False) -> list[str]:
     """Stops every recorded service by PID; returns the names that were running."""
-    path = stack_dir(state) / "stack.json"
+    path = stack_dir(state, production) / "stack.json"
     if not path.exists():
         return []
     services = json.loads(path.read_text())["services"]
@@ -115,8 +127,8 @@ def stack_down(state: Path) -> list[str]:
     return list(services)
 
 
-def stack_status(state: Path) -> dict[str, bool]:
-    path = stack_dir(state) / "stack.json"
+def stack_status(state: Path, production: bool = False) -> dict[str, bool]:
+    path = stack_dir(state, production) / "stack.json"
     if not path.exists():
         return {}
     return {name: pid_alive(s["pid"]) for name, s in json.loads(path.read_text())["services"].items()}

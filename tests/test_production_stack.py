@@ -1,0 +1,182 @@
+"""The production stack for real: PostgreSQL under Prefect and MLflow, model artifacts in S3, a key per
+role, Dask over mutual TLS, authentication everywhere. Every service refuses an unauthenticated client;
+the pipeline, promotion, deployments and two process workers run on it; a backup brings a fresh stack
+back to the same champion and deployments; the compose file is the rendering of the same definition."""
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import s3fs
+import yaml
+from PIL import Image
+
+from infra.stack.production import Ports, backup, compose_text, load_secrets, production_down, production_up
+from infra.stack.services import pid_alive
+from tasks.cluster import free_port
+from tests.photos import real_photo_bytes
+from tests.test_stack_e2e import last_json
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def test_compose_file_is_the_rendering_of_the_production_definition():
+    committed = (REPO / "infra" / "docker-compose.yml").read_text()
+    assert committed == compose_text(), "regenerate: .venv/bin/python -m infra.stack.production > infra/docker-compose.yml"
+    doc = yaml.safe_load(committed)
+    published = [p for s in doc["services"].values() for p in s.get("ports", [])]
+    assert published and all(p.startswith("127.0.0.1:") for p in published), "loopback only"
+    assert "PREFECT_SERVER_API_AUTH_STRING" in doc["services"]["prefect-server"]["environment"]
+    assert "--app-name basic-auth" in doc["services"]["mlflow"]["command"]
+    assert "--protocol tls" in doc["services"]["dask-scheduler"]["command"] and "-s3.config=" in doc["services"]["s3"]["command"]
+    assert set(doc["volumes"]) == {v.split(":")[0] for s in doc["services"].values() for v in s.get("volumes", []) if not v.startswith(".")}
+
+
+@pytest.fixture(scope="module")
+def prod(tmp_path_factory):
+    root = Path(tempfile.mkdtemp(prefix="colorize-production-"))  # not under pytest's 0700 folder: PostgreSQL runs as its own user
+    root.chmod(0o755)
+    ports = Ports(free_port(), free_port(), free_port(), free_port(), free_port())
+    t0 = time.time()
+    info = production_up(root / "stack", ports)
+    print(f"production stack up in {time.time() - t0:.1f} s")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "AWS_", "COLORIZE_"))}, **info["env"]}
+    env.update(
+        COLORIZE_HOME=str(root / "client"), PREFECT_HOME=str(root / "client" / "prefect"), COLORIZE_REPO=str(REPO), DO_NOT_TRACK="true"
+    )
+    try:
+        yield root, ports, info, env
+    finally:
+        production_down(root / "stack")
+        assert not [s for s in info["services"].values() if pid_alive(s["pid"])], "a process of the stack is still alive"
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def identity(user: str, password: str):
+    """This process's MLflow client as `user` for a while."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+    os.environ.update(MLFLOW_TRACKING_USERNAME=user, MLFLOW_TRACKING_PASSWORD=password)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+
+def run(cmd: list[str], env: dict, timeout: int = 900) -> str:
+    res = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    assert res.returncode == 0, f"{' '.join(cmd[:4])} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    return res.stdout
+
+
+def _status(url: str, method: str = "GET", data: bytes | None = None) -> int:
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        return urllib.request.urlopen(req, timeout=10).status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_every_service_refuses_an_unauthenticated_client(prod, tmp_path):
+    root, ports, info, env = prod
+    assert _status(f"http://127.0.0.1:{ports.prefect}/api/flows/filter", "POST", b"{}") == 401
+    assert _status(f"http://127.0.0.1:{ports.mlflow}/api/2.0/mlflow/experiments/search?max_results=1") == 401
+    anon = s3fs.S3FileSystem(anon=True, client_kwargs={"endpoint_url": env["COLORIZE_S3_ENDPOINT"]}, skip_instance_cache=True)
+    with pytest.raises(PermissionError):
+        anon.ls("archive")
+    with pytest.raises(PermissionError):  # a role's key opens its own bucket only
+        s3fs.S3FileSystem(key=env["AWS_ACCESS_KEY_ID"], secret=env["AWS_SECRET_ACCESS_KEY"], client_kwargs={"endpoint_url": env["COLORIZE_S3_ENDPOINT"]},
+                          skip_instance_cache=True).ls("mlflow-artifacts")  # fmt: skip
+    from distributed import Client
+    from distributed.security import Security
+
+    from infra.stack.production import _tls_files
+
+    with pytest.raises(OSError):  # no TLS at all
+        Client(env["COLORIZE_DASK_ADDRESS"].replace("tls://", "tcp://"), timeout=10)
+    _tls_files(tmp_path / "foreign")  # a certificate from another CA
+    foreign = Security(tls_ca_file=str(tmp_path / "foreign" / "ca.pem"), tls_client_cert=str(tmp_path / "foreign" / "client.pem"),
+                       tls_client_key=str(tmp_path / "foreign" / "client.key"), require_encryption=True)  # fmt: skip
+    with pytest.raises(OSError):
+        Client(env["COLORIZE_DASK_ADDRESS"], security=foreign, timeout=10)
+
+
+def test_pipeline_promotion_deployments_and_two_workers(prod, tmp_path):
+    root, ports, info, env = prod
+    sec = load_secrets(root / "stack")
+    fs = s3fs.S3FileSystem(key=env["AWS_ACCESS_KEY_ID"], secret=env["AWS_SECRET_ACCESS_KEY"], client_kwargs={"endpoint_url": env["COLORIZE_S3_ENDPOINT"]},
+                           skip_instance_cache=True)  # fmt: skip
+    photos = real_photo_bytes()
+    for name, data in photos.items():
+        split = "val" if name in ("astronaut.png", "grace_hopper.jpg") else "train"
+        fs.pipe(f"archive/training-photos/{split}/{name}", data)
+    pipe = [str(BIN / "colorize"), "pipeline", "s3://archive/training-photos", "--workdir", "s3://archive/pipeline", "--method", "canonical",
+            "--arch", "small", "--set", "steps=3", "--set", "batch_size=4", "--set", "augment.crop=96", "--set", "val_every=3", "--split-by-folder",
+            "--init-model", str(REPO / "colorize_core" / "default_model")]  # fmt: skip
+    result = last_json(run(pipe, env))
+    assert result["promoted"]
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    version = result["model"].rsplit("/", 1)[1]
+    with identity("reader", sec.users["reader"]):  # only the pipeline's identity, which registered the model, may move its alias
+        with pytest.raises(MlflowException, match="PERMISSION_DENIED|403|Permission"):
+            MlflowClient(env["MLFLOW_TRACKING_URI"]).set_registered_model_alias("colorizer", "champion", version)
+    admin = s3fs.S3FileSystem(key=sec.s3["admin"][0], secret=sec.s3["admin"][1], client_kwargs={"endpoint_url": env["COLORIZE_S3_ENDPOINT"]},
+                              skip_instance_cache=True)  # fmt: skip
+    assert [p for p in admin.find("mlflow-artifacts") if p.endswith("weights.pt")], "model artifacts live in the bucket"
+
+    # deployments; two runs taken from the pool by two process workers at the same time
+    run([str(BIN / "prefect"), "work-pool", "create", "colorize-process", "--type", "process"], env)
+    run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all", "--prefect-file", "infra/prefect.yaml"], env)
+    for part, names in (("a", ("grace_hopper.jpg", "china.jpg")), ("b", ("chelsea.png", "coffee.png"))):
+        for name in names:
+            buf = io.BytesIO()
+            Image.open(io.BytesIO(photos[name])).convert("L").save(buf, "PNG")
+            fs.pipe(f"archive/incoming/{part}/{name.split('.')[0]}.png", buf.getvalue())
+        run([str(BIN / "prefect"), "deployment", "run", "restore/archive-restoration", "--param", f"source=s3://archive/incoming/{part}",
+             "--param", f"dest=s3://archive/restored-{part}"], env)  # fmt: skip
+    outs: list = [None, None]
+
+    def worker(i: int) -> None:
+        outs[i] = subprocess.run([str(BIN / "prefect"), "worker", "start", "--pool", "colorize-process", "--run-once"], env=env, cwd=REPO,
+                                 capture_output=True, text=True, timeout=900)  # fmt: skip
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    said = "\n".join(o.stdout[-2000:] + o.stderr[-2000:] for o in outs)
+    assert all(o.returncode == 0 for o in outs), said
+    assert "database is locked" not in said and "OperationalError" not in said
+    fs.invalidate_cache()
+    for part in ("a", "b"):
+        assert len(fs.glob(f"archive/restored-{part}/colorizer-v{version}/*.png")) == 2, said
+        assert fs.glob(f"archive/restored-{part}/_manifests/*.parquet")
+
+    # back up, start a fresh stack (a new database cluster) from the backup: same champion, same deployments
+    dumps = backup(root / "stack", ports, tmp_path / "backup")
+    assert all(p.stat().st_size > 0 for p in dumps)
+    production_down(root / "stack")
+    shutil.rmtree(root / "stack" / "pg")
+    production_up(root / "stack", ports, restore_from=tmp_path / "backup")
+    with identity("pipeline", sec.users["pipeline"]):
+        champion = MlflowClient(env["MLFLOW_TRACKING_URI"]).get_model_version_by_alias("colorizer", "champion")
+    assert champion.version == version
+    listed = run([str(BIN / "prefect"), "deployment", "ls"], env)
+    assert "archive-restoration" in listed and "museum-reprocess" in listed
+    json.dumps(info["services"])  # still serialisable for `stack status`
