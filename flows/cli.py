@@ -458,7 +458,7 @@ def stack_up_cmd(
 
         from infra.stack.production import Ports, production_up
 
-        ports = Ports(postgres_port, prefect_port, mlflow_port, s3_port, dask_port)
+        ports = Ports(prefect_port, mlflow_port, s3_port, dask_port, postgres_port)
         info = production_up(stack_dir(state_dir(), True), ports, Path(restore_from) if restore_from else None)
     else:
         info = stack_up(state_dir(), StackPorts(prefect_port, mlflow_port, s3_port, dask_port))

@@ -25,8 +25,7 @@ from PIL import Image
 from infra.stack.production import Ports, backup, compose_text, load_secrets, production_down, production_up
 from infra.stack.services import pid_alive
 from tasks.cluster import free_port
-from tests.photos import real_photo_bytes
-from tests.test_stack_e2e import last_json
+from tests.test_stack_e2e import last_json, training_photos_and_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -117,15 +116,7 @@ def test_every_service_refuses_an_unauthenticated_client(prod, tmp_path):
 def test_pipeline_promotion_deployments_and_two_workers(prod, tmp_path):
     root, ports, info, env = prod
     sec = load_secrets(root / "stack")
-    fs = s3fs.S3FileSystem(key=env["AWS_ACCESS_KEY_ID"], secret=env["AWS_SECRET_ACCESS_KEY"], client_kwargs={"endpoint_url": env["COLORIZE_S3_ENDPOINT"]},
-                           skip_instance_cache=True)  # fmt: skip
-    photos = real_photo_bytes()
-    for name, data in photos.items():
-        split = "val" if name in ("astronaut.png", "grace_hopper.jpg") else "train"
-        fs.pipe(f"archive/training-photos/{split}/{name}", data)
-    pipe = [str(BIN / "colorize"), "pipeline", "s3://archive/training-photos", "--workdir", "s3://archive/pipeline", "--method", "canonical",
-            "--arch", "small", "--set", "steps=3", "--set", "batch_size=4", "--set", "augment.crop=96", "--set", "val_every=3", "--split-by-folder",
-            "--init-model", str(REPO / "colorize_core" / "default_model")]  # fmt: skip
+    fs, photos, pipe = training_photos_and_pipeline(env)
     result = last_json(run(pipe, env))
     assert result["promoted"]
     from mlflow import MlflowClient

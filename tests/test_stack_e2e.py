@@ -46,20 +46,25 @@ def stack(tmp_path_factory):
     stack_down(state)
 
 
-def test_pipeline_promotion_and_scheduled_restoration(stack):
-    state, env, pids = stack
-    fs = s3fs.S3FileSystem(
-        key=env["AWS_ACCESS_KEY_ID"], secret=env["AWS_SECRET_ACCESS_KEY"], client_kwargs={"endpoint_url": env["COLORIZE_S3_ENDPOINT"]}
-    )
+def training_photos_and_pipeline(env: dict) -> tuple[s3fs.S3FileSystem, dict, list[str]]:
+    """The real photos uploaded as training photos to the stack's bucket (split by folder), and the
+    pipeline command: shards and bins in S3, tracking in the MLflow server, Dask workers of the stack;
+    fine-tuning the bundled model briefly gives a candidate that beats the gray baseline."""
+    fs = s3fs.S3FileSystem(key=env["AWS_ACCESS_KEY_ID"], secret=env["AWS_SECRET_ACCESS_KEY"], client_kwargs={"endpoint_url": env["COLORIZE_S3_ENDPOINT"]},
+                           skip_instance_cache=True)  # fmt: skip
     photos = real_photo_bytes()
     for name, data in photos.items():
         split = "val" if name in ("astronaut.png", "grace_hopper.jpg") else "train"
         fs.pipe(f"archive/training-photos/{split}/{name}", data)
-    # the pipeline on the stack: shards and bins in S3, tracking in the MLflow server, Dask workers of the stack;
-    # fine-tuning the bundled model briefly gives a candidate that beats the gray baseline
     pipe = [str(BIN / "colorize"), "pipeline", "s3://archive/training-photos", "--workdir", "s3://archive/pipeline", "--method", "canonical",
             "--arch", "small", "--set", "steps=3", "--set", "batch_size=4", "--set", "augment.crop=96", "--set", "val_every=3", "--split-by-folder",
             "--init-model", str(REPO / "colorize_core" / "default_model")]  # fmt: skip
+    return fs, photos, pipe
+
+
+def test_pipeline_promotion_and_scheduled_restoration(stack):
+    state, env, pids = stack
+    fs, photos, pipe = training_photos_and_pipeline(env)
     result = last_json(run(pipe, env))
     assert result["promoted"] and result["skipped"] == []
     assert fs.glob("archive/pipeline/shards/*.parquet") and fs.exists("archive/pipeline/bins/canonical.npz")

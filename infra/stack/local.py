@@ -22,6 +22,7 @@ class StackPorts:
     mlflow: int = 5000
     s3: int = 8333
     dask: int = 8786
+    postgres: int = 5432  # the production stack only
 
 
 QUIET = {"DO_NOT_TRACK": "true", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}

@@ -21,6 +21,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from infra.stack.local import StackPorts as Ports
 from infra.stack.services import _bin, _spawn, pid_alive, stop_pid, wait_http
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -36,15 +37,6 @@ S3_ROLES = {
 # MLflow identities besides the admin: the pipeline trains, registers and promotes (it owns the models
 # it registers, so it alone may move their aliases); the reader only reads (restore runs resolve models)
 MLFLOW_USERS = ("pipeline", "reader")
-
-
-@dataclass(frozen=True)
-class Ports:
-    postgres: int = 5432
-    prefect: int = 4200
-    mlflow: int = 5000
-    s3: int = 8333
-    dask: int = 8786
 
 
 @dataclass
