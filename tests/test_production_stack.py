@@ -25,7 +25,7 @@ from PIL import Image
 from infra.stack.production import Ports, backup, compose_text, load_secrets, production_down, production_up
 from infra.stack.services import pid_alive
 from tasks.cluster import free_port
-from tests.test_stack_e2e import last_json, training_photos_and_pipeline
+from tests.test_stack_e2e import last_json, mlflow_client, training_photos_and_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -119,13 +119,12 @@ def test_pipeline_promotion_deployments_and_two_workers(prod, tmp_path):
     fs, photos, pipe = training_photos_and_pipeline(env)
     result = last_json(run(pipe, env))
     assert result["promoted"]
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     version = result["model"].rsplit("/", 1)[1]
     with identity("reader", sec.users["reader"]):  # only the pipeline's identity, which registered the model, may move its alias
         with pytest.raises(MlflowException, match="PERMISSION_DENIED|403|Permission"):
-            MlflowClient(env["MLFLOW_TRACKING_URI"]).set_registered_model_alias("colorizer", "champion", version)
+            mlflow_client(env).set_registered_model_alias("colorizer", "champion", version)
     admin = s3fs.S3FileSystem(key=sec.s3["admin"][0], secret=sec.s3["admin"][1], client_kwargs={"endpoint_url": env["COLORIZE_S3_ENDPOINT"]},
                               skip_instance_cache=True)  # fmt: skip
     assert [p for p in admin.find("mlflow-artifacts") if p.endswith("weights.pt")], "model artifacts live in the bucket"
@@ -166,7 +165,7 @@ def test_pipeline_promotion_deployments_and_two_workers(prod, tmp_path):
     shutil.rmtree(root / "stack" / "pg")
     production_up(root / "stack", ports, restore_from=tmp_path / "backup")
     with identity("pipeline", sec.users["pipeline"]):
-        champion = MlflowClient(env["MLFLOW_TRACKING_URI"]).get_model_version_by_alias("colorizer", "champion")
+        champion = mlflow_client(env).get_model_version_by_alias("colorizer", "champion")
     assert champion.version == version
     listed = run([str(BIN / "prefect"), "deployment", "ls"], env)
     assert "archive-restoration" in listed and "museum-reprocess" in listed

@@ -22,6 +22,11 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+def mlflow_client(env: dict):
+    """The stack's registry named explicitly: an in-process flow of an earlier test may have set MLflow's global one."""
+    return MlflowClient(env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])
+
+
 def last_json(out: str) -> dict:
     """The JSON document the CLI prints last (logs may come before it)."""
     start = out.rfind("\n{") + 1
@@ -68,7 +73,7 @@ def test_pipeline_promotion_and_scheduled_restoration(stack):
     result = last_json(run(pipe, env))
     assert result["promoted"] and result["skipped"] == []
     assert fs.glob("archive/pipeline/shards/*.parquet") and fs.exists("archive/pipeline/bins/canonical.npz")
-    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    client = mlflow_client(env)
     champion = client.get_model_version_by_alias("colorizer", "champion")
     assert f"models:/colorizer/{champion.version}" == result["model"]
     again = last_json(run(pipe, env))
