@@ -25,6 +25,7 @@ CORE_DIR = str(Path(__file__).resolve().parents[1] / "colorize_core")
 PYFUNC_CODE = str(Path(__file__).resolve().parent / "pyfunc_model.py")
 DEFAULT_MODEL_URI = "models:/colorizer@champion"
 PACKAGE_TAG = "package_sha256"  # on every registered version: what a local copy must match
+BUNDLED_TAG = "bundled_sha256"  # on a bundled default's version: the shipped folder it came from
 BUNDLED_MODEL_DIR = str(Path(__file__).resolve().parents[1] / "colorize_core" / "default_model")
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,20 @@ def register_bundled_default(name: str = "colorizer", alias: str = "champion") -
             "model: train one (colorize train) or import the published weights (colorize import-weights)"
         )
     source = "bundled default model (colorize_core/default_model)"
-    return name, register_package(load_package(BUNDLED_MODEL_DIR), name, source, alias, {"bundled": "true"})
+    tags = {"bundled": "true", BUNDLED_TAG: package_checksum(BUNDLED_MODEL_DIR)}
+    return name, register_package(load_package(BUNDLED_MODEL_DIR), name, source, alias, tags)
+
+
+def newer_bundled_default(name: str, version: str) -> tuple[str, str] | None:
+    """A champion nobody chose (the bundled default of an earlier release) follows the bundled model
+    this release ships: registered as a new version and made champion; the old version stays. A
+    champion that was promoted or set by hand is never touched."""
+    tags = MlflowClient().get_model_version(name, version).tags
+    if tags.get("bundled") != "true" or not os.path.exists(os.path.join(BUNDLED_MODEL_DIR, "weights.pt")):
+        return None
+    if package_checksum(BUNDLED_MODEL_DIR) in (tags.get(BUNDLED_TAG), tags.get(PACKAGE_TAG)):
+        return None
+    return register_bundled_default(name)
 
 
 def import_reference_checkpoint(checkpoint: str, name: str, alias: str | None = None) -> str:
@@ -146,6 +160,12 @@ def resolve_model(uri: str = DEFAULT_MODEL_URI) -> ModelRef:
         print(
             f"The registry had no {DEFAULT_MODEL_URI}: registered the bundled default model as {nv[0]} version {nv[1]} and set it as champion."
         )
+    elif uri == DEFAULT_MODEL_URI and (newer := newer_bundled_default(*nv)):
+        print(
+            f"The champion was the bundled default model of an earlier release ({nv[0]} version {nv[1]}, kept in the registry); "
+            f"registered this release's bundled model as version {newer[1]} and set it as champion."
+        )
+        nv = newer
     name, version = nv
     mv = MlflowClient().get_model_version(name, version)
     identity = hashlib.sha256(f"{tracking_uri()}|{name}|{version}|{mv.run_id}|{mv.source}|{mv.creation_timestamp}".encode()).hexdigest()

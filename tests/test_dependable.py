@@ -55,6 +55,31 @@ def test_a_model_uri_means_what_its_registry_holds(tmp_path, monkeypatch, prefec
     assert resolve_model("models:/colorizer/1").sha256 == refs["a"].sha256
 
 
+def test_a_champion_nobody_chose_follows_the_bundled_model_of_each_release(tmp_path, monkeypatch):
+    """An upgraded checkout gets the new bundled model; a champion someone set is never moved."""
+    import mlflow
+
+    import tasks.registry as registry
+    from colorize_core.package import load_package, package_checksum
+
+    monkeypatch.setenv("COLORIZE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", _registry(tmp_path, "u"))
+    mlflow.set_tracking_uri(_registry(tmp_path, "u"))
+    monkeypatch.setattr(registry, "BUNDLED_MODEL_DIR", make_package(tmp_path / "release-1", "1", seed=0))
+    assert registry.resolve_model().version == "1"  # fresh registry: the bundled model becomes champion
+    assert registry.resolve_model().version == "1", "the same release registers nothing more"
+    monkeypatch.setattr(registry, "BUNDLED_MODEL_DIR", make_package(tmp_path / "release-2", "2", seed=1))
+    ref = registry.resolve_model()
+    assert (ref.version, ref.sha256) == ("2", package_checksum(registry.BUNDLED_MODEL_DIR))
+    assert registry.resolve_model().version == "2"
+    chosen = registry.register_package(
+        load_package(make_package(tmp_path / "trained", "x", seed=2)), "colorizer", "trained", alias="champion"
+    )
+    monkeypatch.setattr(registry, "BUNDLED_MODEL_DIR", make_package(tmp_path / "release-3", "3", seed=3))
+    assert registry.resolve_model().version == chosen == "3", "a champion someone set stays"
+    assert len(mlflow.MlflowClient().search_model_versions("name='colorizer'")) == 3
+
+
 def test_a_tampered_local_copy_is_refused(tmp_path, monkeypatch):
     import mlflow
 
