@@ -83,18 +83,27 @@ def atomic_write(url: str, data: bytes) -> None:
     """Writes to a temporary key beside the target, then moves it into place.
 
     On a local disk the move is a rename; on S3 the final key appears in one PUT-copy, so a reader
-    never sees a partial object under the final name.
+    never sees a partial object under the final name. When either step fails (the store going away
+    between them, say), the temporary key is removed with retries before the error goes up, so that
+    an outage leaves nothing behind.
     """
     fs, path = filesystem(url)
     parent = posixpath.dirname(path)
     tmp = posixpath.join(parent, f"_tmp-{uuid.uuid4().hex}-{posixpath.basename(path)}")
     fs.makedirs(parent, exist_ok=True)
-    fs.pipe_file(tmp, data)
     try:
+        fs.pipe_file(tmp, data)
         fs.mv(tmp, path)
-    finally:
-        if fs.exists(tmp):
-            fs.rm(tmp)
+    except Exception:
+        retrying(lambda: _remove(fs, tmp), f"removing {tmp}")
+        raise
+
+
+def _remove(fs: fsspec.AbstractFileSystem, path: str) -> None:
+    try:
+        fs.rm(path)
+    except FileNotFoundError:
+        pass
 
 
 def remove_tree(url: str) -> None:

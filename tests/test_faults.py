@@ -135,3 +135,29 @@ def test_two_runs_over_the_same_collection_at_once(tmp_path, package):
     done = done_rows(rows)
     assert len(done) == len(items) and len(set(done)) == len(items), said
     assert sum(r["status"] == "skipped" for r in rows) == len(items), "the second run found everything done"
+
+
+def test_a_write_cut_between_its_two_steps_leaves_nothing_behind(tmp_path, monkeypatch):
+    """The store going away after the temporary key is written (as in the outage above) and coming back
+    a few calls later: the error goes up for the caller's retry, and no temporary object stays."""
+    import fsspec.implementations.local as local
+
+    from tasks.storage import atomic_write, retrying
+
+    outage = {"calls_left": 3}  # the next three calls after the first write fail: move, then the cleanup's first tries
+
+    def down(real):
+        def call(self, *a, **kw):
+            if outage["calls_left"] > 0:
+                outage["calls_left"] -= 1
+                raise ConnectionError("the store went away")
+            return real(self, *a, **kw)
+
+        return call
+
+    for name in ("mv", "exists", "rm"):
+        monkeypatch.setattr(local.LocalFileSystem, name, down(getattr(local.LocalFileSystem, name)))
+    target = tmp_path / "out" / "a.png"
+    retrying(lambda: atomic_write(str(target), b"pixels"), "a.png", first_delay=0.01)
+    assert outage["calls_left"] == 0 and target.read_bytes() == b"pixels"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["a.png"]
