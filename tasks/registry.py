@@ -118,7 +118,11 @@ def newer_bundled_default(name: str, version: str) -> tuple[str, str] | None:
         return None
     if package_checksum(BUNDLED_MODEL_DIR) in (tags.get(BUNDLED_TAG), tags.get(PACKAGE_TAG)):
         return None
-    return register_bundled_default(name)
+    try:
+        return register_bundled_default(name)
+    except MlflowException as e:  # an identity that may only read (production restore runs) keeps the champion it finds
+        log.warning("this release's bundled model differs from the champion %s v%s, but could not be registered: %s", name, version, e)
+        return None
 
 
 def import_reference_checkpoint(checkpoint: str, name: str, alias: str | None = None) -> str:
