@@ -62,18 +62,21 @@ def dask_client(address: str | None = None, n_workers: int = 2, processes: bool 
         with connect(address) as client:
             yield client
         return
-    with (
-        dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environ(), **WORKER_CONFIG}),
-        LocalCluster(
+    with local_cluster(n_workers, processes) as cluster, Client(cluster) as client:
+        yield client
+
+
+def local_cluster(n_workers: int, processes: bool = True, scheduler_port: int = 0) -> LocalCluster:
+    """The project's LocalCluster: one thread a worker, no dashboard, the workers' settings above."""
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environ(), **WORKER_CONFIG}):
+        return LocalCluster(
             n_workers=n_workers,
             threads_per_worker=1,
             processes=processes,
+            scheduler_port=scheduler_port,
             dashboard_address=None,
             silence_logs=logging.ERROR,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
+        )
 
 
 def bounded_map(client: Client, fn: Callable, jobs: Iterable[tuple], per_worker: int = 2) -> Iterator[tuple[int, Any]]:
@@ -122,15 +125,7 @@ class ClusterInBackground:
         try:
             logging.getLogger("distributed").setLevel(logging.WARNING)
             port = int(self.address.rsplit(":", 1)[1])
-            with dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environ(), **WORKER_CONFIG}):
-                self.cluster = LocalCluster(
-                    n_workers=n_workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    scheduler_port=port,
-                    dashboard_address=None,
-                    silence_logs=logging.ERROR,
-                )
+            self.cluster = local_cluster(n_workers, scheduler_port=port)
             if ref is not None:
                 from tasks.restore import warm_worker
 

@@ -72,8 +72,8 @@ def build_manifest(rows: list[ManifestRow], dest: str, manifest_url: str, label:
         anno = Annotation(id=f"{mid}/annotation/{n}", motivation="painting", body=choice, target=canvas.id)
         canvas.items = [AnnotationPage(id=f"{mid}/page/{n}", items=[anno])]
         canvas.thumbnail = [{"id": public(r.thumbnail, dest, base), "type": "Image", "format": "image/jpeg"}]
-        ext = posixpath.splitext(r.output or "")[1].lower()
         if r.output:
+            ext = posixpath.splitext(r.output)[1].lower()
             canvas.rendering = [{"id": public(r.output, dest, base), "type": "Image", "label": {"en": ["full-resolution colorized master"]},
                                  "format": MIME.get(ext, "image/jpeg")}]  # fmt: skip
     return m

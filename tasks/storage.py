@@ -114,7 +114,7 @@ def remove_tree(url: str) -> None:
         fs.rm(root, recursive=True)
     try:
         fs.rm(root)
-    except (FileNotFoundError, OSError):
+    except OSError:  # already gone (FileNotFoundError), or the store has no such folder object
         pass
 
 

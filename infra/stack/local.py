@@ -81,17 +81,16 @@ def stack_up(state: Path, ports: StackPorts = StackPorts()) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     logs = root / "logs"
     env = stack_env(ports)
-    quiet = QUIET
     services: dict[str, dict] = {}
     record = record_services(root, services, lambda: env)
 
     try:
         pid = _spawn("prefect", [_bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(ports.prefect)], logs,
-                     env={**quiet, "PREFECT_HOME": str(root / "prefect"), "PREFECT_UI_ENABLED": "false", "PREFECT_API_URL": ""})  # fmt: skip
+                     env={**QUIET, "PREFECT_HOME": str(root / "prefect"), "PREFECT_UI_ENABLED": "false", "PREFECT_API_URL": ""})  # fmt: skip
         record("prefect", pid, env["PREFECT_API_URL"])
         pid = _spawn("mlflow", [_bin("mlflow"), "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "mlartifacts"),
                                 "--host", "127.0.0.1", "--port", str(ports.mlflow), "--workers", "1"], logs,
-                     env={**quiet, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # fmt: skip
+                     env={**QUIET, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # fmt: skip
         record("mlflow", pid, env["MLFLOW_TRACKING_URI"])
         s3 = start_seaweedfs(root / "seaweedfs", S3_KEY, S3_SECRET, S3_BUCKET, ports.s3)
         record("seaweedfs", s3.pid, s3.url)
@@ -99,13 +98,13 @@ def stack_up(state: Path, ports: StackPorts = StackPorts()) -> dict:
             "dask-scheduler",
             [_bin("dask"), "scheduler", "--host", "127.0.0.1", "--port", str(ports.dask), "--no-dashboard"],
             logs,
-            env=quiet,
+            env=QUIET,
         )
         record("dask-scheduler", pid, env["COLORIZE_DASK_ADDRESS"])
         _wait_port(ports.dask, pid, "dask scheduler")
         for i in range(2):
             pid = _spawn(f"dask-worker-{i}", [_bin("dask"), "worker", env["COLORIZE_DASK_ADDRESS"], "--nthreads", "1", "--nworkers", "1", "--no-dashboard", "--name", f"worker-{i}"],
-                         logs, env={**quiet, **env, **dask_env_vars()})  # fmt: skip
+                         logs, env={**QUIET, **env, **dask_env_vars()})  # fmt: skip
             record(f"dask-worker-{i}", pid, env["COLORIZE_DASK_ADDRESS"])
         wait_http(f"http://127.0.0.1:{ports.prefect}/api/health", services["prefect"]["pid"], 120, "prefect server")
         wait_http(f"http://127.0.0.1:{ports.mlflow}/health", services["mlflow"]["pid"], 120, "mlflow server")
