@@ -17,10 +17,10 @@ def compare_flow(dest: str, models: list[str]) -> dict:
     if len(models) != 2:
         raise ArgumentError(f"compare takes two model versions (as their folders under DEST, e.g. colorizer-v3 colorizer-v4), not {models}")
     rows = load_manifests(DestLayout(dest, models[0]))
-    by = {m: [r for r in rows if f"{r.model_name}-v{r.model_version}" == m] for m in models}
+    by = {m: [r for r in rows if r.version_folder == m] for m in models}
     for m, found in by.items():
         if not any(r.status == "done" for r in found):
-            known = sorted({f"{r.model_name}-v{r.model_version}" for r in rows})
+            known = sorted({r.version_folder for r in rows})
             raise ArgumentError(f"{dest} has no item done by {m} (versions there: {', '.join(known) or 'none'})")
     url, n = write_compare_page(dest, by[models[0]], by[models[1]], (models[0], models[1]))
     return {"page": url, "items": n}

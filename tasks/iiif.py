@@ -89,7 +89,7 @@ def write_iiif(
     run_m = build_manifest(rows, layout.dest, run_url, f"Restoration run {run_id} ({layout.prefix})", rights)
     latest: dict[str, ManifestRow] = {}
     for r in all_rows + rows:
-        if r.status == "done" and f"{r.model_name}-v{r.model_version}" == layout.prefix and r.preview:
+        if r.status == "done" and r.version_folder == layout.prefix and r.preview:
             latest[r.content_hash] = r
     coll_url = join(layout.dest, "_iiif", layout.prefix, "manifest.json")
     coll_m = build_manifest(

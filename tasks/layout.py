@@ -22,6 +22,11 @@ class KeyEscapeError(ValueError):
     pass
 
 
+def version_folder(name: str, version: str) -> str:
+    """The folder under DEST that holds one model version's outputs (colorizer-v3)."""
+    return f"{name}-v{version}"
+
+
 @dataclass(frozen=True)
 class DestLayout:
     dest: str

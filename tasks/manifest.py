@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tasks.layout import version_folder
 from tasks.storage import atomic_write, filesystem, retrying
 
 
@@ -38,6 +39,10 @@ class ManifestRow:
 
     def settings(self) -> dict:
         return json.loads(self.decode)
+
+    @property
+    def version_folder(self) -> str:
+        return version_folder(self.model_name, self.model_version)
 
 
 _ARROW = {"str": pa.string(), "float": pa.float64(), "int": pa.int32()}

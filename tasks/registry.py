@@ -19,6 +19,7 @@ from prefect.cache_policies import NONE
 
 from colorize_core.package import ColorizerPackage, load_package, package_checksum, save_package
 from tasks.checks import ModelMismatch
+from tasks.layout import version_folder
 from tasks.tracking import configure_mlflow, state_dir, tracking_uri
 
 CORE_DIR = str(Path(__file__).resolve().parents[1] / "colorize_core")
@@ -43,7 +44,7 @@ class ModelRef:
 
     @property
     def prefix(self) -> str:
-        return f"{self.name}-v{self.version}"
+        return version_folder(self.name, self.version)
 
 
 def log_package(pkg: ColorizerPackage, registered_name: str | None = None) -> tuple[str, str | None]:

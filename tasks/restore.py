@@ -26,7 +26,7 @@ from colorize_core.writer import encode_output, jpeg_bytes, output_format, previ
 from tasks import logger as get_run_logger
 from tasks.cluster import bounded_map, connect
 from tasks.credentials import CredentialSigner, SigningIdentity
-from tasks.layout import DestLayout, KeyEscapeError
+from tasks.layout import DestLayout, KeyEscapeError, version_folder
 from tasks.manifest import ManifestRow, read_manifests, write_manifest
 from tasks.registry import ModelRef
 from tasks.storage import atomic_write, filesystem, join, read_bytes, remove_tree, retrying
@@ -251,7 +251,7 @@ def previous_version(rows: list[ManifestRow], ref: ModelRef) -> str | None:
     if not versions:
         return None
     newest = max(versions, key=lambda v: (v.isdigit(), int(v) if v.isdigit() else 0, v))
-    return f"{ref.name}-v{newest}"
+    return version_folder(ref.name, newest)
 
 
 @task(cache_policy=NONE)
