@@ -132,9 +132,9 @@ def l_to_gray(L: np.ndarray) -> np.ndarray:
     return linear_to_srgb(_lab_f_inv_((t + 16.0) / 116.0)).clamp_(0, 1).numpy()
 
 
-# ---------------------------------------------------------------- Lab -> sRGB with L kept (restoration)
+# ---------------------------------------------------------------- the tables of the full-resolution join (kernels.py)
 
-_GAMUT_L, _GAMUT_H = 101, 360  # the max-chroma table: L every 1, hue every degree
+_GAMUT_L, _GAMUT_H = 101, 360  # the max-chroma table: L every 1, 360 hue directions
 
 
 def _f_inv_into(t: torch.Tensor) -> torch.Tensor:
@@ -147,8 +147,7 @@ _RGB_ROWS = [[float(v) for v in row] for row in _RGB_FROM_XYZ]
 
 
 def _linear_rgb(L: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(n,) L, a, b -> (n, 3) linear sRGB, unclipped. One multiply-add per matrix entry on whole vectors
-    (a (n, 3) @ (3, 3) product and stacking are 2.7x slower on one thread, measured)."""
+    """(n,) L, a, b -> (n, 3) linear sRGB, unclipped (the max-chroma table's bisection)."""
     fy = (L + 16.0) / 116.0
     x, y, z = _f_inv_into(fy + a / 500.0), _f_inv_into(fy.clone()), _f_inv_into(fy - b / 200.0)  # normalised X, Y, Z
     out = torch.empty(L.shape[0], 3)
@@ -157,11 +156,21 @@ def _linear_rgb(L: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tens
     return out
 
 
+def diamond_direction(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unit (a, b) directions at "diamond angles" p in [0, 4): a monotone stand-in for the hue angle
+    that a pixel's (a, b) gives with one division and no arctangent (`kernels._diamond`)."""
+    q, f = p.floor(), p - p.floor()
+    a = torch.where(q == 0, 1 - f, torch.where(q == 1, -f, torch.where(q == 2, f - 1, f)))
+    b = torch.where(q == 0, f, torch.where(q == 1, 1 - f, torch.where(q == 2, -f, f - 1)))
+    n = torch.hypot(a, b)
+    return a / n, b / n
+
+
 def _max_chroma_table() -> torch.Tensor:
-    """(L, hue + 1) largest chroma in sRGB gamut for each L and hue, by bisection once at import."""
+    """(L, hue + 1) largest chroma in sRGB gamut for each L and diamond angle, by bisection, once."""
     L = torch.linspace(0, 100, _GAMUT_L)[:, None].expand(_GAMUT_L, _GAMUT_H).reshape(-1)
-    h = (torch.arange(_GAMUT_H) * (2 * np.pi / _GAMUT_H))[None, :].expand(_GAMUT_L, _GAMUT_H).reshape(-1)
-    cos, sin = h.cos(), h.sin()
+    p = (torch.arange(_GAMUT_H, dtype=torch.float64) * (4.0 / _GAMUT_H))[None, :].expand(_GAMUT_L, _GAMUT_H).reshape(-1)
+    cos, sin = (d.float() for d in diamond_direction(p))
     lo, hi = torch.zeros_like(L), torch.full_like(L, 200.0)
     for _ in range(24):  # 200 / 2^24: exact to float precision
         mid = (lo + hi) / 2
@@ -169,55 +178,19 @@ def _max_chroma_table() -> torch.Tensor:
         ok = ((rgb >= 0) & (rgb <= 1)).all(-1)
         lo, hi = torch.where(ok, mid, lo), torch.where(ok, hi, mid)
     table = lo.reshape(_GAMUT_L, _GAMUT_H).float()
-    return torch.cat([table, table[:, :1]], 1)  # (L, H + 1): the last column wraps to hue 0
+    return torch.cat([table, table[:, :1]], 1)  # (L, H + 1): the last column wraps to p = 0
 
 
-_MAX_CHROMA: torch.Tensor | None = None
-_LINEAR_TO_SRGB8: torch.Tensor | None = None
+_TABLES: tuple[np.ndarray, np.ndarray, int] | None = None
 _LUT_STEPS = 1 << 16  # linear values are rounded to 1/65536 for the 8-bit table: under 0.03 of a code
 
 
-def _tables() -> tuple[torch.Tensor, torch.Tensor]:
-    global _MAX_CHROMA, _LINEAR_TO_SRGB8
-    if _MAX_CHROMA is None:
-        _MAX_CHROMA = _max_chroma_table()
+def gamut_tables() -> tuple[np.ndarray, np.ndarray, int]:
+    """(max-chroma table (L, hue + 1), linear -> 8-bit sRGB table, its steps): what the full-resolution
+    join (`kernels.srgb_rows`) reads instead of bisecting or companding per pixel. Built once."""
+    global _TABLES
+    if _TABLES is None:
         lin = torch.arange(_LUT_STEPS + 1, dtype=torch.float64) / _LUT_STEPS
-        _LINEAR_TO_SRGB8 = (linear_to_srgb(lin) * 255).round().to(torch.uint8)
-    return _MAX_CHROMA, _LINEAR_TO_SRGB8
-
-
-def gamut_scale(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-    """(n,) L and (2, n) ab -> (2, n) ab with chroma reduced, hue and L kept, so that the colour is in
-    sRGB: a bilinear read of the max-chroma table, no per-pixel iteration."""
-    table, _ = _tables()
-    chroma = torch.hypot(ab[0], ab[1])  # (n,)
-    fl = (L.clamp(0, 100) * ((_GAMUT_L - 1) / 100.0)).clamp_(0, _GAMUT_L - 1.001)
-    fh = torch.atan2(ab[1], ab[0]).remainder_(2 * np.pi).mul_(_GAMUT_H / (2 * np.pi)).clamp_(0, _GAMUT_H - 1e-4)
-    l0, h0 = fl.long(), fh.long()
-    tl, th = fl - l0, fh - h0
-    flat = table.reshape(-1)
-    w = table.shape[1]
-    i = l0 * w + h0
-    top = flat[i] * (1 - th) + flat[i + 1] * th
-    bot = flat[i + w] * (1 - th) + flat[i + w + 1] * th
-    cmax = (top * (1 - tl) + bot * tl) * 0.995  # (n,) a hair inside: interpolation never overshoots the edge
-    scale = (cmax / chroma.clamp_min(1e-6)).clamp_(max=1.0)
-    return ab * scale
-
-
-def lab_to_srgb_in_gamut(L: torch.Tensor, ab: torch.Tensor, bits: int = 8) -> torch.Tensor:
-    """(n,) L and (2, n) ab -> (n, 3) sRGB codes (uint8, or int32 holding 16-bit codes) with L kept:
-    the few out-of-gamut colours lose chroma (table-driven, only for those pixels), they are never
-    clipped in RGB, which would change L. 8-bit companding is a table read; 16-bit is computed exactly."""
-    lin = _linear_rgb(L, ab[0], ab[1])  # (n, 3)
-    lo, hi = lin.aminmax(dim=1)
-    outside = (lo < -1e-6) | (hi > 1 + 1e-6)  # (n,) usually a small share of the pixels
-    if bool(outside.any()):
-        idx = outside.nonzero().squeeze(1)
-        fixed = gamut_scale(L[idx], ab[:, idx])
-        lin[idx] = _linear_rgb(L[idx], fixed[0], fixed[1])
-    lin.clamp_(0.0, 1.0)  # only trims rounding
-    if bits == 8:
-        _, lut = _tables()
-        return torch.from_numpy(lut.numpy()[lin.mul_(_LUT_STEPS).round_().to(torch.int32).numpy()])  # numpy's take: 2x torch's
-    return (linear_to_srgb(lin) * 65535).round_().to(torch.int32)
+        lut8 = (linear_to_srgb(lin) * 255).round().to(torch.uint8).numpy()
+        _TABLES = (_max_chroma_table().numpy(), lut8, _LUT_STEPS)
+    return _TABLES

