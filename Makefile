@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export PREFECT_HOME ?= $(CURDIR)/.state/prefect
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install browser viewer run test bench stack-up stack-down clean
+.PHONY: install browser viewer run test bench bench-avx2 stack-up stack-down clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -42,6 +42,10 @@ test: $(STAMP) browser viewer
 
 bench: $(STAMP) browser
 	$(PY) -m bench
+
+# restore as on a CPU without AVX-512: torch, oneDNN and the compiled join capped to AVX2 (bf16 emulated)
+bench-avx2: $(STAMP)
+	ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 NUMBA_CPU_NAME=haswell $(PY) -m bench restore
 
 stack-up: $(STAMP)
 	$(VENV)/bin/colorize stack up

@@ -11,17 +11,26 @@ that (`make bench restore` prints the profile). The formulas are those of `color
   lightness, read from the max-chroma table (`color.gamut_tables`); 8-bit companding is a table
   read, 16-bit is computed exactly.
 
-Compiled once per machine and cached beside the module (numba's `cache=True`).
+Compiled once per machine and cached beside the module (numba's `cache=True`), or in a temporary
+folder where the module's folder is read-only.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 
+import numba
 import numpy as np
 from numba import njit
 
 from . import constants as C
+
+if not os.access(os.path.dirname(os.path.abspath(__file__)), os.W_OK) and not numba.config.CACHE_DIR:
+    # installed read-only (an image, a shared site-packages): numba would refuse to import the module
+    # when no user cache is writable either; a temporary folder keeps the compiled loops instead
+    numba.config.CACHE_DIR = os.path.join(tempfile.gettempdir(), f"colorize-numba-{os.getuid()}")
 
 _M = C.RGB_FROM_XYZ * C.D65_WHITE[None, :]  # normalised XYZ -> linear sRGB
 M00, M01, M02 = (float(v) for v in _M[0])
