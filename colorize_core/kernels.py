@@ -27,9 +27,21 @@ from numba import njit
 
 from . import constants as C
 
-if not os.access(os.path.dirname(os.path.abspath(__file__)), os.W_OK) and not numba.config.CACHE_DIR:
+
+def _can_cache_beside_module() -> bool:
+    """What numba checks before caching beside this file: its __pycache__ made and written to."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            return True
+    except OSError:
+        return False
+
+
+if not numba.config.CACHE_DIR and not _can_cache_beside_module():
     # installed read-only (an image, a shared site-packages): numba would refuse to import the module
-    # when no user cache is writable either; a temporary folder keeps the compiled loops instead
+    # when no user cache is writable either; a per-user temporary folder keeps the compiled loops
     numba.config.CACHE_DIR = os.path.join(tempfile.gettempdir(), f"colorize-numba-{os.getuid()}")
 
 _M = C.RGB_FROM_XYZ * C.D65_WHITE[None, :]  # normalised XYZ -> linear sRGB

@@ -87,6 +87,7 @@ def restore_flow(
                 rows, todo = sort_items(hash_on_dask(images, client.scheduler.address), done_items(earlier, job), only, job)
                 batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
                 rows += restore_on_dask(batches, job, client.scheduler.address, progress)
+            remove_stale_temporaries(layout, run_id)  # a worker killed between writing and moving leaves its temporary
         summary.count(rows)
         summary.manifest = finish_manifest(layout, run_id, rows)
         if review:

@@ -217,14 +217,17 @@ def restore_batch(items: list[tuple[str, str]], job: RestoreJob) -> list[Manifes
 
 
 @task(retries=3, retry_delay_seconds=2, cache_policy=NONE)
-def remove_stale_temporaries(layout: DestLayout) -> int:
-    """Temporary objects of an interrupted run. Called under the destination's lease, so no other
-    run is writing there now."""
-    fs, root = filesystem(layout.outputs)
-    if not fs.exists(root):
-        return 0
-    stale = [p for p in fs.find(root) if os.path.basename(p).startswith("_tmp-")]
-    for p in stale:
+def remove_stale_temporaries(layout: DestLayout, run_id: str | None = None) -> int:
+    """Temporary objects of an interrupted run in the outputs, or of a worker killed mid-write in this
+    one (outputs and, with `run_id`, this run's review pictures). Called under the destination's lease
+    (at the start, and once the workers are done), so no other run and no worker of this one is
+    writing there then."""
+    stale = []
+    for url in (layout.outputs, *([layout.report(run_id)] if run_id else [])):
+        fs, root = filesystem(url)
+        if fs.exists(root):
+            stale += [(fs, p) for p in fs.find(root) if os.path.basename(p).startswith("_tmp-")]
+    for fs, p in stale:
         fs.rm(p)
     return len(stale)
 

@@ -115,6 +115,23 @@ def test_a_worker_killed_mid_batch_its_batch_runs_elsewhere(tmp_path, package, p
     assert len(done) == 10 and len(set(done)) == 10
 
 
+def test_a_run_removes_what_its_killed_workers_left_half_written(tmp_path):
+    """A worker killed between writing a temporary and moving it leaves the temporary (the test above
+    kills at a random moment); the run removes its own before letting go of the destination, and
+    leaves another run's report folder alone."""
+    from tasks.layout import DestLayout
+    from tasks.restore import remove_stale_temporaries
+
+    layout = DestLayout(str(tmp_path / "dest"), "testmodel-v1")
+    ours = [tmp_path / "dest" / "testmodel-v1" / "sub" / "_tmp-1-a.png", tmp_path / "dest" / "_reports" / "run-a" / "img" / "_tmp-2-x.jpg"]
+    kept = [tmp_path / "dest" / "testmodel-v1" / "a.png", tmp_path / "dest" / "_reports" / "run-b" / "img" / "_tmp-3-y.jpg"]
+    for p in ours + kept:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"x")
+    assert remove_stale_temporaries.fn(layout, "run-a") == 2
+    assert [p.exists() for p in ours + kept] == [False, False, True, True]
+
+
 def test_two_runs_over_the_same_collection_at_once(tmp_path, package):
     src, dest = tmp_path / "src", tmp_path / "dest"
     src.mkdir()

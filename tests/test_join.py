@@ -87,38 +87,30 @@ def test_bilinear_field_is_torch_bilinear(field_and_image):
     assert (ab - ref).abs().max() < 1e-3
 
 
-def test_the_core_runs_from_a_read_only_install():
-    """An image or shared site-packages: the compiled loops must not need to write beside the module."""
+def test_the_core_runs_where_nothing_can_be_written_beside_it(tmp_path):
+    """An image or a shared site-packages: numba must not need to write beside the module, nor in a
+    home folder. A file where its __pycache__ would go stops it writing there, even as root."""
     import os
     import shutil
     import subprocess
     import sys
-    import tempfile
 
-    root = Path(tempfile.mkdtemp(prefix="colorize-ro-"))  # pytest's own folders are private to root
-    try:
-        core = root / "site" / "colorize_core"
-        shutil.copytree(Path(__file__).resolve().parents[1] / "colorize_core", core, ignore=shutil.ignore_patterns("__pycache__"))
-        for p in [root, root / "site", core, *core.rglob("*")]:
-            p.chmod((p.stat().st_mode | 0o555) & ~0o222)
-        code = (
-            "import numpy as np, torch\n"
-            "from colorize_core.colorize import join_full_resolution\n"
-            "from colorize_core.imageio import DecodedImage\n"
-            "from colorize_core.upsample import ChromaField, UpsampleConfig\n"
-            "img = DecodedImage(np.full((40, 60), 128, np.uint8), None, 'PNG', 'L', None, None)\n"
-            "field = ChromaField(torch.full((256, 256), 50.0), torch.full((2, 64, 64), 20.0), (40, 60), UpsampleConfig())\n"
-            "print(join_full_resolution(img, field)[0, 0].tolist())\n"
-        )
-        # root writes anywhere: as root, run as nobody (setpriv, util-linux), who cannot write there
-        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
-        env = dict(os.environ, HOME="/nonexistent", PYTHONPATH=str(core.parent))
-        res = subprocess.run([*as_nobody, sys.executable, "-c", code], cwd="/", env=env, capture_output=True, text=True)
-        assert res.returncode == 0, res.stderr[-2000:]
-        r, g, b = eval(res.stdout)
-        assert r > g and r > b  # a = b = 20 at L ~ 54: a warm colour, computed by the compiled join
-        assert not list(core.rglob("*.nbi"))  # nothing was written beside the module
-    finally:
-        for p in [root, *root.rglob("*")]:
-            p.chmod(p.stat().st_mode | 0o700)
-        shutil.rmtree(root)
+    core = tmp_path / "site" / "colorize_core"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "colorize_core", core, ignore=shutil.ignore_patterns("__pycache__"))
+    (core / "__pycache__").write_text("not a folder")
+    code = (
+        "import numpy as np, torch\n"
+        "from colorize_core.colorize import join_full_resolution\n"
+        "from colorize_core.imageio import DecodedImage\n"
+        "from colorize_core.upsample import ChromaField, UpsampleConfig\n"
+        "img = DecodedImage(np.full((40, 60), 128, np.uint8), None, 'PNG', 'L', None, None)\n"
+        "field = ChromaField(torch.full((256, 256), 50.0), torch.full((2, 64, 64), 20.0), (40, 60), UpsampleConfig())\n"
+        "print(join_full_resolution(img, field)[0, 0].tolist())\n"
+    )
+    no_home = str(tmp_path / "site" / "colorize_core" / "__pycache__" / "home")  # under a file: never writable
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+    env.update(HOME=no_home, XDG_CACHE_HOME=no_home, PYTHONPATH=str(core.parent))
+    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    r, g, b = eval(res.stdout)
+    assert r > g and r > b  # a = b = 20 at L ~ 54: a warm colour, computed by the compiled join
