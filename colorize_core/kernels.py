@@ -67,7 +67,7 @@ def _linear(L, a, b):
 @njit(cache=True, nogil=True)
 def box_mean(x, r, out):
     """x (C, h, w) -> out (C, h, w): the mean over each (2r + 1)^2 window clipped to the image, by
-    running sums (what F.avg_pool2d(count_include_pad=False) gives, ten times faster at 256 x 256)."""
+    running sums (what F.avg_pool2d(count_include_pad=False) gives, 4x faster at 256 x 256, measured)."""
     C, h, w = x.shape
     tmp = np.empty((h, w), np.float64)
     for c in range(C):

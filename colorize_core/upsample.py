@@ -9,7 +9,7 @@ Bilinear upsampling is the special case A = 0.
 
 A `ChromaField` holds the coefficients at working resolution and produces any band of rows at full
 resolution with two taps per axis, so a 100-megapixel scan never holds more than one strip of ab; the
-per-pixel work is compiled (`kernels`), and the join to sRGB reads the field in the same loop.
+per-pixel work is compiled (`kernels.field_rows`).
 """
 
 from __future__ import annotations
