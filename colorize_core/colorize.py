@@ -102,7 +102,7 @@ class ColorizedBatch:
         self.images, self.cfg = list(images), cfg.resolved(pkg.decode)
         self.L_small = torch.stack([network_input(img, self.cfg.size) for img in images])  # (B, S, S)
         pred = predict(pkg.model, self.L_small[:, None], bf16)
-        self.ab_small, self.doubt = decoded(pkg, pred, self.cfg.decode), pred.doubt()  # (B, 2, h, w), (B, h, w)
+        self.ab_small, self.doubt = decoded(pkg, pred, self.cfg.decode).cpu(), pred.doubt().cpu()  # (B, 2, h, w), (B, h, w)
 
     def colorized(self, i: int) -> Colorized:
         """Image i at full resolution; asked once per image (the batch lets go of it afterwards)."""
@@ -118,8 +118,8 @@ class ColorizedBatch:
 
 def decoded(pkg, pred: Prediction, decode_cfg: DecodeConfig) -> torch.Tensor:
     """(B, 2, h, w) ab of a prediction under a decode, with the package's bins and weights."""
-    weights = torch.from_numpy(pkg.bins.weights) if pkg.bins.weights is not None else None
-    return pred.ab(decode_cfg, pkg.model.centres, weights)
+    weights = torch.from_numpy(pkg.bins.weights).to(pred.logits.device) if pkg.bins.weights is not None else None
+    return pred.ab(decode_cfg, pkg.model.centres.to(pred.logits.device), weights)
 
 
 def chroma_at_working_size(pkg, L: torch.Tensor, pred: Prediction, cfg: ColorizeConfig) -> torch.Tensor:
@@ -141,7 +141,7 @@ def choose_precision(pkg, size: int = 256, tolerance: float = 1.0) -> tuple[bool
     """bfloat16 autocast for restoration where it is measured faster here AND decodes within
     `tolerance` ab units (mean) of float32 on a test input; float32 otherwise."""
     g = torch.Generator().manual_seed(0)
-    L = torch.rand(1, 1, size, size, generator=g) * 100
+    L = (torch.rand(1, 1, size, size, generator=g) * 100).to(next(pkg.model.parameters()).device)  # on CUDA: bf16 where supported
     faster, info = bf16_pays(pkg.model.eval(), L, train=False)
     if not faster:
         return False, info

@@ -97,8 +97,15 @@ class Prediction:
         return entropy(self.logits) / math.log(self.logits.shape[1])
 
 
+def inference_device() -> torch.device:
+    """Where restoration runs its network: the GPU when there is one."""
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
 @torch.no_grad()
 def predict(model: torch.nn.Module, L: torch.Tensor, bf16: bool = False) -> Prediction:
-    """L (B, 1, S, S) in [0, 100] -> Prediction: autocast and forward, in one place for every caller."""
+    """L (B, 1, S, S) in [0, 100] -> Prediction on the model's device: autocast and forward, in one
+    place for every caller."""
+    L = L.to(next(model.parameters()).device)
     with autocast(L.device, bf16):
         return Prediction(model(L.contiguous(memory_format=torch.channels_last)).float())

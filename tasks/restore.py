@@ -20,6 +20,7 @@ from prefect.cache_policies import NONE
 
 from colorize_core.colorize import ColorizeConfig, ColorizedBatch, choose_precision, colorize_array, png_bytes
 from colorize_core.imageio import DecodedImage, ImageReadError, ReaderConfig, decode_image
+from colorize_core.inference import inference_device
 from colorize_core.package import load_package
 from colorize_core.provenance import provenance
 from colorize_core.shards import content_hash
@@ -116,6 +117,7 @@ def _load(ref: ModelRef, size: int):
     if ref.directory not in _MODELS:
         torch.set_num_threads(int(os.environ.get("COLORIZE_WORKER_THREADS", "1")))
         pkg = load_package(ref.directory)
+        pkg.model.to(inference_device())
         _MODELS[ref.directory] = (pkg, choose_precision(pkg, size)[0])
         colorize_array(pkg, np.zeros((8, 8), np.uint8))  # the compiled per-pixel loops loaded before the first batch
     return _MODELS[ref.directory]
@@ -344,6 +346,7 @@ def colorize_one(src: str, out: str, ref: ModelRef, cfg: ColorizeConfig, signing
     """One file, by the same path as a batch of a restore run, in this process (no cluster, no flow)."""
     torch.set_num_threads(int(os.environ.get("COLORIZE_WORKER_THREADS", "1")))  # see _load
     pkg = load_package(ref.directory)
+    pkg.model.to(inference_device())
     cfg = cfg.resolved(pkg.decode)
     data = read_bytes(src)
     img = decode_image(data, src)
