@@ -93,7 +93,8 @@ def bounded_map(client: Client, fn: Callable, jobs: Iterable[tuple], per_worker:
         futures[fut.key] = i
         queue.add(fut)
 
-    queue = as_completed()
+    # on this client's loop, not the default client's: another client in the process has its own (dask/distributed#4357)
+    queue = as_completed(loop=client.loop)
     for item in itertools.islice(pending, window):
         submit(item)
     for fut in queue:
