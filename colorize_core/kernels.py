@@ -101,22 +101,29 @@ def box_mean(x, r, out):
 @njit(cache=True, nogil=True, fastmath=True)
 def field_rows(coeff, y0, y1, wy, x0, x1, wx, guided, L, out):
     """L (rows, W) of a band -> out (2, rows, W): the chroma field's ab. coeff (C, S, S) at working
-    resolution; y0, y1, wy the band's row taps, x0, x1, wx the column taps (W,): each row is
-    interpolated once at working width, then each pixel reads two taps per coefficient."""
-    C, S = coeff.shape[0], coeff.shape[2]
-    row = np.empty((C, S), np.float32)
-    for i in range(L.shape[0]):
-        w = wy[i]
+    resolution; y0, y1, wy the band's row taps (ascending), x0, x1, wx the column taps (W,).
+
+    The working rows the band reads are first widened to full width (the only gathers), then each
+    full-resolution row is a blend of two of them, contiguous and vectorised (gathering per pixel
+    instead took twice as long, measured)."""
+    C, n, W = coeff.shape[0], L.shape[0], L.shape[1]
+    if n == 0:
+        return
+    lo = y0[0]
+    wide = np.empty((C, y1[n - 1] - lo + 1, W), np.float32)  # (C, working rows of the band, W)
+    for k in range(wide.shape[1]):
         for c in range(C):
-            for s in range(S):
-                row[c, s] = coeff[c, y0[i], s] * (1.0 - w) + coeff[c, y1[i], s] * w
-        for j in range(L.shape[1]):
-            j0, j1, v = x0[j], x1[j], wx[j]
-            a = row[0, j0] * (1.0 - v) + row[0, j1] * v
-            b = row[1, j0] * (1.0 - v) + row[1, j1] * v
+            for j in range(W):
+                v = wx[j]
+                wide[c, k, j] = coeff[c, lo + k, x0[j]] * (ONE - v) + coeff[c, lo + k, x1[j]] * v
+    for i in range(n):
+        k0, k1, w = y0[i] - lo, y1[i] - lo, wy[i]
+        for j in range(W):
+            a = wide[0, k0, j] * (ONE - w) + wide[0, k1, j] * w
+            b = wide[1, k0, j] * (ONE - w) + wide[1, k1, j] * w
             if guided:
-                a = a * L[i, j] + row[2, j0] * (1.0 - v) + row[2, j1] * v
-                b = b * L[i, j] + row[3, j0] * (1.0 - v) + row[3, j1] * v
+                a = a * L[i, j] + wide[2, k0, j] * (ONE - w) + wide[2, k1, j] * w
+                b = b * L[i, j] + wide[3, k0, j] * (ONE - w) + wide[3, k1, j] * w
             out[0, i, j], out[1, i, j] = a, b
 
 
