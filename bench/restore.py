@@ -118,6 +118,7 @@ def profile(pkg, paths: list[Path], bf16: bool) -> None:
     from pathlib import Path as P
 
     from tasks.credentials import CredentialSigner, development_identity
+    from tasks.restore import PREVIEW, THUMB
 
     torch.set_num_threads(1)
     signer = CredentialSigner(development_identity(P(tempfile.mkdtemp()) / "c2pa"))
@@ -139,15 +140,11 @@ def profile(pkg, paths: list[Path], bf16: bool) -> None:
     batch_obj = timed("network and decode (batch of 8)", lambda: ColorizedBatch(pkg, imgs, cfg, bf16))
     prov = provenance("bench", "1", "0" * 64, cfg.settings())
     for i, (img, d) in enumerate(zip(list(imgs), data)):
-        rgb = timed("upsample, gamut, join (full resolution)", lambda i=i: batch_obj.colorized(i).rgb)
+        result = timed("upsample, gamut, join (full res. and previews)", lambda i=i: batch_obj.colorized(i, PREVIEW))
+        rgb = result.rgb
         enc = timed("encode", lambda: encode_output(rgb, img, prov))
         timed("Content Credentials", lambda: signer.sign(enc, "JPEG", d, "JPEG", "0" * 64, prov, "x.jpg"))
-        timed(
-            "review pictures",
-            lambda: [
-                jpeg_bytes(p) for a in (img.pixels, rgb) for big in [preview(a, 1024)] for p in (big, preview(big, 256))
-            ],  # as restore
-        )
+        timed("review pictures (thumbnails, JPEGs)", lambda: [jpeg_bytes(p, 82) for big in result.previews for p in (big, preview(big, THUMB))])
         out = Path(tempfile.mkdtemp()) / "x.jpg"
         timed("write", lambda: out.write_bytes(enc))
     total = sum(stages.values())
@@ -155,7 +152,7 @@ def profile(pkg, paths: list[Path], bf16: bool) -> None:
         f"profile, {len(batch)} photos of {np.mean([i.size[0] * i.size[1] for i in imgs]) / 1e6:.1f} MP, one thread, {'bf16' if bf16 else 'fp32'}:"
     )
     for k, v in stages.items():
-        print(f"  {k:42s} {1000 * v / len(batch):8.1f} ms/image  {v / total:6.1%}")
+        print(f"  {k:48s} {1000 * v / len(batch):8.1f} ms/image  {v / total:6.1%}")
     torch.set_num_threads(os.cpu_count() or 1)
 
 

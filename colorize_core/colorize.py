@@ -23,6 +23,7 @@ from .imageio import DecodedImage
 from .inference import Prediction, bf16_pays, predict
 from .kernels import field_rows, srgb_rows
 from .upsample import ChromaField, UpsampleConfig
+from .writer import preview
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Colorized:
     rgb: np.ndarray  # (H, W, 3) of the source's depth
     doubt: float  # mean entropy / log Q over the image: the model's doubt, 0 (sure) .. 1
     doubt_map: np.ndarray | None  # (h, w) uint8 picture of the doubt, white where unsure (when asked)
+    previews: tuple[Image.Image, Image.Image] | None = None  # (source, colorized), 8-bit, when asked
 
 
 def network_input(img: DecodedImage, size: int) -> torch.Tensor:
@@ -80,6 +82,15 @@ def join_full_resolution(img: DecodedImage, field: ChromaField, strip_rows: int 
     return out
 
 
+def preview_pair(img: DecodedImage, field: ChromaField, side: int) -> tuple[Image.Image, Image.Image]:
+    """(source, colorized) pictures of at most `side` pixels a side, for review pages: the source
+    box-reduced, then colorized at that size from the image's own chroma field. The same colours as
+    reducing the full-resolution output, at less than half its cost (measured, 2.9 MP -> 1024)."""
+    src = preview(img.pixels, side)
+    small = DecodedImage(pixels=np.asarray(src), alpha=None, format="PNG", mode=src.mode, icc_profile=None, exif=None)
+    return src, Image.fromarray(join_full_resolution(small, field.at(small.size)))
+
+
 def doubt_picture(doubt: torch.Tensor, size: tuple[int, int], max_side: int) -> np.ndarray:
     """(h, w) doubt in [0, 1] -> uint8 picture at most `max_side` a side, in the image's aspect."""
     H, W = size
@@ -104,8 +115,9 @@ class ColorizedBatch:
         pred = predict(pkg.model, self.L_small[:, None], bf16)
         self.ab_small, self.doubt = decoded(pkg, pred, self.cfg.decode).cpu(), pred.doubt().cpu()  # (B, 2, h, w), (B, h, w)
 
-    def colorized(self, i: int) -> Colorized:
-        """Image i at full resolution; asked once per image (the batch lets go of it afterwards)."""
+    def colorized(self, i: int, preview_side: int = 0) -> Colorized:
+        """Image i at full resolution, and its `preview_pair` when `preview_side` is given; asked once
+        per image (the batch lets go of it afterwards)."""
         img, cfg = self.images[i], self.cfg
         self.images[i] = None
         field = ChromaField(self.L_small[i], self.ab_small[i], img.size, cfg.upsample)
@@ -113,6 +125,7 @@ class ColorizedBatch:
             rgb=join_full_resolution(img, field, cfg.strip_rows),
             doubt=float(self.doubt[i].mean()),
             doubt_map=doubt_picture(self.doubt[i], img.size, cfg.uncertainty_max_side) if cfg.uncertainty else None,
+            previews=preview_pair(img, field, preview_side) if preview_side else None,
         )
 
 

@@ -193,7 +193,7 @@ def srgb_rows(L, ab, table, lut8, steps, bits16, outside, out):
         for j in range(W):
             if outside[i, j]:
                 lum, a, b = L[i, j], ab[0, i, j], ab[1, i, j]
-                s = min(_max_chroma(table, lum, a, b) / max(math.hypot(a, b), 1e-6), 1.0)
+                s = min(_max_chroma(table, lum, a, b) / max(math.sqrt(a * a + b * b), 1e-6), 1.0)
                 r, g, b = _linear(lum, _f32(a * s), _f32(b * s))
                 for c, v in enumerate((r, g, b)):
                     out[i, j, c] = _code(min(max(v, ZERO), ONE), lut8, steps, bits16)

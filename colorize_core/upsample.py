@@ -14,6 +14,7 @@ per-pixel work is compiled (`kernels.field_rows`).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,17 +68,25 @@ class ChromaField:
 
     def __init__(self, L_small: torch.Tensor, ab_small: torch.Tensor, size: tuple[int, int], cfg: UpsampleConfig):
         """L_small (S, S) at working resolution, ab_small (2, h, w) at the network's output resolution."""
-        S = L_small.shape[-1]
         ab = F.interpolate(ab_small[None].float(), size=L_small.shape[-2:], mode="bilinear", align_corners=False)  # (1, 2, S, S)
         if cfg.method == "guided":
             a, b = guided_coefficients(L_small[None, None].float(), ab, cfg.radius, cfg.eps)
             coeff = torch.cat([a[0], b[0]])  # (4, S, S): A_a, A_b, B_a, B_b
         else:
             coeff = ab[0]  # (2, S, S): B only
-        H, W = size
         self.coeff = coeff.contiguous().numpy()  # (C, S, S)
-        self.y, self.x = [tuple(t.numpy() for t in taps(n, S)) for n in (H, W)]  # (first, second, weight) per row, per column
         self.guided = cfg.method == "guided"
+        self._sample(size)
+
+    def _sample(self, size: tuple[int, int]) -> None:
+        S = self.coeff.shape[-1]
+        self.y, self.x = [tuple(t.numpy() for t in taps(n, S)) for n in size]  # (first, second, weight) per row, per column
+
+    def at(self, size: tuple[int, int]) -> "ChromaField":
+        """The same field for the image shown at another size (a preview): new taps, same coefficients."""
+        other = copy.copy(self)
+        other._sample(size)
+        return other
 
     def band(self, r0: int, r1: int) -> tuple:
         """What the compiled loop needs for rows r0..r1: the coefficients, the band's row taps, the column taps."""

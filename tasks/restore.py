@@ -143,13 +143,12 @@ def warm_worker(ref: ModelRef, size: int) -> bool:
     return _load(ref, size)[1]
 
 
-def _review_pictures(job: RestoreJob, row: ManifestRow, img: DecodedImage, rgb) -> None:
-    """Thumbnails and previews of the grey input and the output, from the arrays in memory."""
+def _review_pictures(job: RestoreJob, row: ManifestRow, previews: tuple[Image.Image, Image.Image]) -> None:
+    """Thumbnails and previews of the grey input and the output (`ColorizedBatch.colorized`'s pair)."""
     folder = join(job.layout.report(job.run_id), "img")
     stem = (row.content_hash or "x")[:16]
-    for prefix, arr, tag in (("grey_", img.pixels, "g"), ("", rgb, "")):
-        large = preview(arr, PREVIEW)  # the thumbnail is made from the preview, not from the full image again
-        for attr, pic, suffix in (("preview", large, "p"), ("thumbnail", preview(large, THUMB), "t")):
+    for prefix, large, tag in (("grey_", previews[0], "g"), ("", previews[1], "")):
+        for attr, pic, suffix in (("preview", large, "p"), ("thumbnail", preview(large, THUMB), "t")):  # thumbnails from the previews
             key = join(folder, f"{stem}.{tag}{suffix}.jpg")
             data = jpeg_bytes(pic, quality=82)
             retrying(lambda: atomic_write(key, data), key)  # noqa: B023
@@ -195,7 +194,7 @@ def restore_batch(items: list[tuple[str, str]], job: RestoreJob) -> list[Manifes
         ready[i] = None  # release our hold on the source bytes and the decoded image
         t0, result = time.perf_counter(), None
         try:
-            img, result = batch.images[i], batch.colorized(i)
+            img, result = batch.images[i], batch.colorized(i, PREVIEW if job.review else 0)
             prov = provenance(job.ref.name, job.ref.version, job.ref.sha256, job.cfg.settings())
             out = credentials(encode_output(result.rgb, img, prov), img, data, prov, row.output, signer)
             retrying(lambda: atomic_write(row.output, out), row.output)
@@ -205,7 +204,7 @@ def restore_batch(items: list[tuple[str, str]], job: RestoreJob) -> list[Manifes
                 pic = png_bytes(result.doubt_map)
                 retrying(lambda: atomic_write(row.uncertainty, pic), row.uncertainty)
             if job.review:
-                _review_pictures(job, row, img, result.rgb)
+                _review_pictures(job, row, result.previews)
             row.status = "done"
         except Exception as e:
             row.status, row.error, row.output = "failed", f"{type(e).__name__}: {e}", None

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from colorize_core.color import gray_to_l, rgb_to_lab
-from colorize_core.colorize import join_full_resolution
+from colorize_core.colorize import join_full_resolution, preview_pair
 from colorize_core.imageio import DecodedImage
 from colorize_core.kernels import box_mean
 from colorize_core.upsample import ChromaField, UpsampleConfig
@@ -85,6 +86,27 @@ def test_bilinear_field_is_torch_bilinear(field_and_image):
     ab = field.rows(0, grey.shape[0], torch.zeros(grey.shape))
     ref = F.interpolate(F.interpolate(ab_small[None], size=(256, 256), mode="bilinear"), size=grey.shape, mode="bilinear")[0]
     assert (ab - ref).abs().max() < 1e-3
+
+
+def test_review_previews_are_the_output_reduced():
+    """The colour preview is joined at preview size from the image's field: the same picture as
+    reducing the full-resolution output (to about a code), not a different colouring."""
+    from colorize_core.writer import preview
+
+    H, W = 600, 900
+    grey = (np.linspace(20, 235, W)[None, :] * np.linspace(0.5, 1, H)[:, None]).astype(np.uint8)
+    grey[200:400, 300:500] = 40  # an edge the guided field follows
+    y, x = torch.meshgrid(torch.linspace(0, 3, 64), torch.linspace(0, 3, 64), indexing="ij")
+    ab_small = torch.stack([40 * torch.sin(x), 40 * torch.cos(y)])  # smooth chroma, some of it out of gamut
+    L_small = torch.from_numpy(gray_to_l(np.asarray(Image.fromarray(grey).resize((256, 256), Image.BILINEAR))))
+    field = ChromaField(L_small, ab_small, (H, W), UpsampleConfig())
+    rgb = join_full_resolution(_grey(grey), field)
+    src, colour = preview_pair(_grey(grey), field, 300)
+    assert src.size == colour.size == preview(rgb, 300).size == (300, 200)
+    assert np.array_equal(np.asarray(src), np.asarray(preview(grey, 300)))
+    diff = np.abs(np.asarray(colour, dtype=int) - np.asarray(preview(rgb, 300), dtype=int))
+    assert diff.mean() < 1.0 and np.percentile(diff, 99) <= 4
+    assert np.abs(np.asarray(colour, dtype=int) - np.asarray(src, dtype=int)[..., None]).mean() > 10  # it is in colour
 
 
 def test_the_core_runs_where_nothing_can_be_written_beside_it(tmp_path):
