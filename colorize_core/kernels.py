@@ -72,11 +72,18 @@ def _linear(L, a, b):
 @njit(cache=True, nogil=True)
 def box_mean(x, r, out):
     """x (C, h, w) -> out (C, h, w): the mean over each (2r + 1)^2 window clipped to the image, by
-    running sums (what F.avg_pool2d(count_include_pad=False) gives, 4x faster at 256 x 256, measured)."""
+    running sums: along each row, then down the columns a whole row at a time (vectorised), divided
+    by the window's pixel count (what F.avg_pool2d(count_include_pad=False) gives, many times faster)."""
     C, h, w = x.shape
-    tmp = np.empty((h, w), np.float64)
+    inv_h, inv_w = np.empty(h), np.empty(w)  # 1 / the window's extent at each row, each column
+    for i in range(h):
+        inv_h[i] = 1.0 / (min(i + r, h - 1) - max(i - r, 0) + 1)
+    for j in range(w):
+        inv_w[j] = 1.0 / (min(j + r, w - 1) - max(j - r, 0) + 1)
+    sums = np.empty((h, w))  # window sums along each row
+    acc = np.empty(w)  # the running sum down the columns
     for c in range(C):
-        for i in range(h):  # along rows
+        for i in range(h):
             s = 0.0
             for j in range(min(r, w)):
                 s += x[c, i, j]
@@ -85,17 +92,17 @@ def box_mean(x, r, out):
                     s += x[c, i, j + r]
                 if j - r - 1 >= 0:
                     s -= x[c, i, j - r - 1]
-                tmp[i, j] = s / (min(j + r, w - 1) - max(j - r, 0) + 1)
-        for j in range(w):  # then along columns
-            s = 0.0
-            for i in range(min(r, h)):
-                s += tmp[i, j]
-            for i in range(h):
-                if i + r < h:
-                    s += tmp[i + r, j]
-                if i - r - 1 >= 0:
-                    s -= tmp[i - r - 1, j]
-                out[c, i, j] = s / (min(i + r, h - 1) - max(i - r, 0) + 1)
+                sums[i, j] = s
+        acc[:] = 0.0
+        for i in range(min(r, h)):
+            acc += sums[i]
+        for i in range(h):
+            if i + r < h:
+                acc += sums[i + r]
+            if i - r - 1 >= 0:
+                acc -= sums[i - r - 1]
+            for j in range(w):
+                out[c, i, j] = acc[j] * (inv_h[i] * inv_w[j])
 
 
 @njit(cache=True, nogil=True, fastmath=True)
