@@ -70,6 +70,13 @@ def _linear(L, a, b):
 
 
 @njit(cache=True, nogil=True)
+def table_read(codes, table, out):
+    """codes (N,) integers -> out (N,) = table[codes]: a grey scan's L, read per pixel."""
+    for k in range(codes.shape[0]):
+        out[k] = table[codes[k]]
+
+
+@njit(cache=True, nogil=True)
 def box_mean(x, r, out):
     """x (C, h, w) -> out (C, h, w): the mean over each (2r + 1)^2 window clipped to the image, by
     running sums: along each row, then down the columns a whole row at a time (vectorised), divided
