@@ -80,14 +80,20 @@ def exists(url: str) -> bool:
 
 
 def atomic_write(url: str, data: bytes) -> None:
-    """Writes to a temporary key beside the target, then moves it into place.
+    """Writes so that a reader never sees a partial object under the final name.
 
-    On a local disk the move is a rename; on S3 the final key appears in one PUT-copy, so a reader
-    never sees a partial object under the final name. When either step fails (the store going away
-    between them, say), the temporary key is removed with retries before the error goes up, so that
-    an outage leaves nothing behind.
+    On S3 (and the stores that speak it) an object appears only once its PUT, or its multipart
+    upload, is complete: it is written in place, in one request. Elsewhere (a local disk, where a
+    file is visible while it is written) it goes to a temporary key beside the target and is moved
+    into place; when either step fails (the store going away between them, say), the temporary key
+    is removed with retries before the error goes up, so that an outage leaves nothing behind.
+    (On S3 the temporary key cost two more requests, a copy and a delete, for nothing: measured on
+    SeaweedFS, 25 -> 8 ms for a 1 MB output.)
     """
     fs, path = filesystem(url)
+    if set(fs.protocol) & OBJECT_STORES:
+        fs.pipe_file(path, data)
+        return
     parent = posixpath.dirname(path)
     tmp = posixpath.join(parent, f"_tmp-{uuid.uuid4().hex}-{posixpath.basename(path)}")
     fs.makedirs(parent, exist_ok=True)
@@ -97,6 +103,9 @@ def atomic_write(url: str, data: bytes) -> None:
     except Exception:
         retrying(lambda: _remove(fs, tmp), f"removing {tmp}")
         raise
+
+
+OBJECT_STORES = {"s3", "s3a"}  # fsspec protocols whose writes are all-or-nothing
 
 
 def _remove(fs: fsspec.AbstractFileSystem, path: str) -> None:

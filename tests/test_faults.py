@@ -178,3 +178,23 @@ def test_a_write_cut_between_its_two_steps_leaves_nothing_behind(tmp_path, monke
     retrying(lambda: atomic_write(str(target), b"pixels"), "a.png", first_delay=0.01)
     assert outage["calls_left"] == 0 and target.read_bytes() == b"pixels"
     assert sorted(p.name for p in target.parent.iterdir()) == ["a.png"]
+
+
+def test_an_object_store_write_is_one_request(s3, monkeypatch):
+    """On S3 an object is visible only once its upload is whole, so an output is written in place: one
+    PUT, not a temporary key, a copy and a delete (three requests, three times slower on SeaweedFS)."""
+    import s3fs
+
+    from tasks.storage import atomic_write, read_bytes
+
+    calls, real = [], s3fs.S3FileSystem._call_s3
+
+    async def spy(self, method, *a, **kw):
+        calls.append(method)
+        return await real(self, method, *a, **kw)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "_call_s3", spy)
+    data = os.urandom(300_000)
+    atomic_write(f"s3://{s3.bucket}/one-request/a.jpg", data)
+    assert calls == ["put_object"]
+    assert read_bytes(f"s3://{s3.bucket}/one-request/a.jpg") == data
