@@ -10,6 +10,7 @@ import os
 import posixpath
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ from tasks.credentials import CredentialSigner, SigningIdentity
 from tasks.layout import DestLayout, KeyEscapeError, version_folder
 from tasks.manifest import ManifestRow, read_manifests, write_manifest
 from tasks.registry import ModelRef
-from tasks.storage import atomic_write, filesystem, join, read_bytes, remove_tree, retrying
+from tasks.storage import WriteBehind, atomic_write, filesystem, join, read_bytes, remove_tree, retrying
 
 KEEP_DECODED_PIXELS = 64_000_000  # above this a batch re-decodes instead of holding every image
 THUMB, PREVIEW = 256, 1024  # review page picture sizes (long side)
@@ -143,16 +144,29 @@ def warm_worker(ref: ModelRef, size: int) -> bool:
     return _load(ref, size)[1]
 
 
-def _review_pictures(job: RestoreJob, row: ManifestRow, previews: tuple[Image.Image, Image.Image]) -> None:
-    """Thumbnails and previews of the grey input and the output (`ColorizedBatch.colorized`'s pair)."""
+def _review_pictures(job: RestoreJob, row: ManifestRow, previews: tuple[Image.Image, Image.Image]) -> list[tuple[str, bytes]]:
+    """(key, JPEG) of the thumbnails and previews of the grey input and the output (`ColorizedBatch.
+    colorized`'s pair), their keys recorded in the row."""
     folder = join(job.layout.report(job.run_id), "img")
     stem = (row.content_hash or "x")[:16]
+    out = []
     for prefix, large, tag in (("grey_", previews[0], "g"), ("", previews[1], "")):
         for attr, pic, suffix in (("preview", large, "p"), ("thumbnail", preview(large, THUMB), "t")):  # thumbnails from the previews
-            key = join(folder, f"{stem}.{tag}{suffix}.jpg")
-            data = jpeg_bytes(pic, quality=82)
-            retrying(lambda: atomic_write(key, data), key)  # noqa: B023
-            setattr(row, prefix + attr, key)
+            out.append((join(folder, f"{stem}.{tag}{suffix}.jpg"), jpeg_bytes(pic, quality=82)))
+            setattr(row, prefix + attr, out[-1][0])
+    return out
+
+
+def _finished(row: ManifestRow) -> Callable[[BaseException | None], None]:
+    """The row's status once all its writes have ended."""
+
+    def on_done(error: BaseException | None) -> None:
+        if error is None:
+            row.status = "done"
+        else:
+            row.status, row.error, row.output = "failed", f"{type(error).__name__}: {error}", None
+
+    return on_done
 
 
 def restore_batch(items: list[tuple[str, str]], job: RestoreJob) -> list[ManifestRow]:
@@ -189,28 +203,27 @@ def restore_batch(items: list[tuple[str, str]], job: RestoreJob) -> list[Manifes
     batch = ColorizedBatch(pkg, images, job.cfg, bf16)
     fwd_share = (time.perf_counter() - t_fwd) / len(ready)
     del images
-    for i in range(len(ready)):
-        row, img, data, prep = ready[i]
-        ready[i] = None  # release our hold on the source bytes and the decoded image
-        t0, result = time.perf_counter(), None
-        try:
-            img, result = batch.images[i], batch.colorized(i, PREVIEW if job.review else 0)
-            prov = provenance(job.ref.name, job.ref.version, job.ref.sha256, job.cfg.settings())
-            out = credentials(encode_output(result.rgb, img, prov), img, data, prov, row.output, signer)
-            retrying(lambda: atomic_write(row.output, out), row.output)
-            row.doubt = result.doubt
-            if result.doubt_map is not None:
-                row.uncertainty = job.layout.uncertainty_key(row.output)
-                pic = png_bytes(result.doubt_map)
-                retrying(lambda: atomic_write(row.uncertainty, pic), row.uncertainty)
-            if job.review:
-                _review_pictures(job, row, result.previews)
-            row.status = "done"
-        except Exception as e:
-            row.status, row.error, row.output = "failed", f"{type(e).__name__}: {e}", None
-        row.seconds = prep + fwd_share + time.perf_counter() - t0
-        rows.append(row)
-        img = result = data = None
+    with WriteBehind() as writer:  # an image's writes overlap the next image's join and encoding
+        for i in range(len(ready)):
+            row, img, data, prep = ready[i]
+            ready[i] = None  # release our hold on the source bytes and the decoded image
+            t0, result = time.perf_counter(), None
+            try:
+                img, result = batch.images[i], batch.colorized(i, PREVIEW if job.review else 0)
+                prov = provenance(job.ref.name, job.ref.version, job.ref.sha256, job.cfg.settings())
+                writes = [(row.output, credentials(encode_output(result.rgb, img, prov), img, data, prov, row.output, signer))]
+                row.doubt = result.doubt
+                if result.doubt_map is not None:
+                    row.uncertainty = job.layout.uncertainty_key(row.output)
+                    writes.append((row.uncertainty, png_bytes(result.doubt_map)))
+                if job.review:
+                    writes += _review_pictures(job, row, result.previews)
+                writer.put(writes, _finished(row))  # done once every write has landed
+            except Exception as e:
+                row.status, row.error, row.output = "failed", f"{type(e).__name__}: {e}", None
+            row.seconds = prep + fwd_share + time.perf_counter() - t0
+            rows.append(row)
+            img = result = data = writes = None
     return rows
 
 

@@ -13,19 +13,21 @@ import posixpath
 import random
 import time
 import uuid
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, TypeVar
 
 import fsspec
 from fsspec.core import url_to_fs
 
 T = TypeVar("T")
-PERMANENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, ValueError, TypeError)
+PERMANENT = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError, ValueError, TypeError)
 
 
 def retrying(fn: Callable[[], T], what: str, attempts: int = 8, first_delay: float = 0.5, max_delay: float = 15.0) -> T:
     """`fn()` with exponential backoff on transient storage errors (a server restarting, a dropped
-    connection): about a minute in all before giving up. Missing objects and refused credentials are
-    not retried: they will not heal by waiting."""
+    connection): about a minute in all before giving up. Missing objects, a file where a folder should
+    be and refused credentials are not retried: they will not heal by waiting."""
     delay = first_delay
     for attempt in range(attempts):
         try:
@@ -103,6 +105,40 @@ def atomic_write(url: str, data: bytes) -> None:
     except Exception:
         retrying(lambda: _remove(fs, tmp), f"removing {tmp}")
         raise
+
+
+class WriteBehind:
+    """Atomic writes on a few threads (each retried), so that an object store's latency overlaps the
+    caller's next piece of work instead of stalling it. Writes come in groups (an item's output and
+    pictures); each group's `on_done(first error or None)` runs on the caller's thread, from a later
+    `put` or from `close`. At most `groups` groups are in flight: the bytes held stay bounded."""
+
+    def __init__(self, threads: int = 4, groups: int = 2):
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="write-behind")
+        self.groups = groups
+        self.pending: deque[tuple[list[Future], Callable[[BaseException | None], None]]] = deque()
+
+    def put(self, writes: list[tuple[str, bytes]], on_done: Callable[[BaseException | None], None]) -> None:
+        futures = [self.pool.submit(retrying, lambda k=key, d=data: atomic_write(k, d), key) for key, data in writes]
+        self.pending.append((futures, on_done))
+        while len(self.pending) > self.groups:
+            self._finish()
+
+    def _finish(self) -> None:
+        futures, on_done = self.pending.popleft()
+        errors = [f.exception() for f in futures]  # waits for every write of the group
+        on_done(next((e for e in errors if e is not None), None))
+
+    def close(self) -> None:
+        while self.pending:
+            self._finish()
+        self.pool.shutdown()
+
+    def __enter__(self) -> "WriteBehind":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 OBJECT_STORES = {"s3", "s3a"}  # fsspec protocols whose writes are all-or-nothing

@@ -198,3 +198,21 @@ def test_an_object_store_write_is_one_request(s3, monkeypatch):
     atomic_write(f"s3://{s3.bucket}/one-request/a.jpg", data)
     assert calls == ["put_object"]
     assert read_bytes(f"s3://{s3.bucket}/one-request/a.jpg") == data
+
+
+def test_writes_behind_the_work_report_each_item_and_stay_bounded(tmp_path):
+    """Restore writes an image's files while it joins the next: each item hears of its own writes only
+    (a failed write fails that item, not its neighbours), and never more than `groups` items wait."""
+    from tasks.storage import WriteBehind
+
+    (tmp_path / "blocker").write_bytes(b"a file where a folder should be")
+    heard: dict[str, BaseException | None] = {}
+    with WriteBehind(threads=3, groups=1) as writer:
+        for item in ("a", "b", "c"):
+            folder = tmp_path / ("blocker" if item == "b" else "out")  # b's second write cannot land
+            writes = [(str(tmp_path / "out" / f"{item}.jpg"), item.encode()), (str(folder / f"{item}.png"), b"x" * 1000)]
+            writer.put(writes, lambda e, item=item: heard.__setitem__(item, e))
+            assert len(writer.pending) <= 1  # the one before was waited for
+        assert set(heard) == {"a", "b"}  # c is still in flight until the writer closes
+    assert heard["a"] is None and heard["c"] is None and isinstance(heard["b"], OSError)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jpg", "a.png", "b.jpg", "c.jpg", "c.png"]
