@@ -299,7 +299,7 @@ if __name__ == "__main__":  # `in_worker_conditions`: what, package folder, phot
     what, pkg_dir, src, bf16 = sys.argv[1:5]
     pkg = load_package(pkg_dir)
     if what == "network":
-        torch.set_num_threads(os.cpu_count() or 1)  # Dask leaves OMP_NUM_THREADS=1 in the environment it spawned from
+        torch.set_num_threads(os.cpu_count() or 1)  # the bound: every core on one network
         print(network_only(pkg.model, bf16 == "1"))
     else:
         profile(pkg, sorted(Path(src).glob("*.jpg")), bf16 == "1")

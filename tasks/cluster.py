@@ -67,16 +67,29 @@ def dask_client(address: str | None = None, n_workers: int = 2, processes: bool 
 
 
 def local_cluster(n_workers: int, processes: bool = True, scheduler_port: int = 0) -> LocalCluster:
-    """The project's LocalCluster: one thread a worker, no dashboard, the workers' settings above."""
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environ(), **WORKER_CONFIG}):
-        return LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=1,
-            processes=processes,
-            scheduler_port=scheduler_port,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
+    """The project's LocalCluster: one thread a worker, no dashboard, the workers' settings above.
+
+    The nanny writes the workers' settings into this process's environment to spawn them, and leaves
+    them there: torch first imported here afterwards would run one thread (OMP_NUM_THREADS=1, measured),
+    and so would every subprocess. They are put back once the workers are up."""
+    env = worker_environ()
+    before = {k: os.environ.get(k) for k in env}
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": env, **WORKER_CONFIG}):
+            return LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=1,
+                processes=processes,
+                scheduler_port=scheduler_port,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def bounded_map(client: Client, fn: Callable, jobs: Iterable[tuple], per_worker: int = 2) -> Iterator[tuple[int, Any]]:

@@ -158,3 +158,25 @@ def test_help_does_not_load_torch_or_mlflow():
     code = "import sys; from flows.cli import app\ntry:\n    app(['--help'])\nexcept SystemExit:\n    pass\nprint(sorted(m for m in ('torch', 'mlflow', 'prefect', 'dask') if m in sys.modules))"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert p.stdout.strip().splitlines()[-1] == "[]", p.stdout + p.stderr
+
+
+def test_a_local_cluster_leaves_this_process_environment_as_it_was(monkeypatch):
+    """Dask's nanny writes its workers' settings (OMP_NUM_THREADS=1, the allocator's) into the parent's
+    environment to spawn them; left there, torch first imported afterwards, here or in any subprocess,
+    would run one thread."""
+    from tasks.cluster import WORKER_MALLOC, dask_client
+
+    def torch_threads_of_a_subprocess() -> int:
+        code = "import torch; print(torch.get_num_threads())"
+        return int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+    keys = ("OMP_NUM_THREADS", *WORKER_MALLOC)
+    for k in keys:
+        monkeypatch.delenv(k, raising=False)
+    threads = torch_threads_of_a_subprocess()
+    with dask_client(n_workers=1) as client:
+        on_worker = next(iter(client.run(lambda: {k: os.environ.get(k) for k in keys}).values()))
+        here = {k: os.environ.get(k) for k in keys}
+        assert torch_threads_of_a_subprocess() == threads
+    assert on_worker == {"OMP_NUM_THREADS": "1", **WORKER_MALLOC}  # the workers still get them
+    assert here == dict.fromkeys(keys)
