@@ -14,6 +14,8 @@ from typing import Any, Callable, Iterable, Iterator
 import dask
 from distributed import Client, LocalCluster, as_completed
 
+from tasks.state import environ_kept
+
 # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also stops glibc from raising its
 # mmap threshold: every large temporary of the full-resolution join is then mmap'ed and faulted in anew.
 # Measured on a batch of 8 photos of 2-4 MP: 2.87 s in a plain process, 4.97 s with Dask's setting,
@@ -73,23 +75,15 @@ def local_cluster(n_workers: int, processes: bool = True, scheduler_port: int = 
     them there: torch first imported here afterwards would run one thread (OMP_NUM_THREADS=1, measured),
     and so would every subprocess. They are put back once the workers are up."""
     env = worker_environ()
-    before = {k: os.environ.get(k) for k in env}
-    try:
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": env, **WORKER_CONFIG}):
-            return LocalCluster(
-                n_workers=n_workers,
-                threads_per_worker=1,
-                processes=processes,
-                scheduler_port=scheduler_port,
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            )
-    finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with environ_kept(env), dask.config.set({"distributed.nanny.pre-spawn-environ": env, **WORKER_CONFIG}):
+        return LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=processes,
+            scheduler_port=scheduler_port,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
 
 
 def bounded_map(client: Client, fn: Callable, jobs: Iterable[tuple], per_worker: int = 2) -> Iterator[tuple[int, Any]]:

@@ -5,8 +5,10 @@ Light on purpose (no Prefect, MLflow or torch): the command line reads it before
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Iterable, Iterator
 
 # the embedded defaults, set where the user has not chosen: telemetry off (no network here), a temporary
 # Prefect API with room to prepare its database on a slow or busy machine, an MLflow client that gives up
@@ -43,3 +45,17 @@ def prefect_database_missing(home: Path) -> bool:
     """True when no Prefect server is configured and the temporary API has no database yet (it will
     run its migrations first: the slow part of a first run)."""
     return not os.environ.get("PREFECT_API_URL") and not (home / "prefect.db").exists()
+
+
+@contextlib.contextmanager
+def environ_kept(keys: Iterable[str]) -> Iterator[None]:
+    """The environment variables `keys` as they were before the block once it ends: set back, or removed."""
+    saved = {k: os.environ.get(k) for k in keys}
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import s3fs
 
 from infra.stack.services import start_seaweedfs
+from tasks.state import environ_kept
 
 KEY, SECRET, BUCKET = "colorize-test", "colorize-test-secret", "archive"
 
@@ -26,15 +27,10 @@ class S3:
 
 def seaweedfs_server(tmp_path_factory):
     service = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"), KEY, SECRET, BUCKET)
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "COLORIZE_S3_ENDPOINT")}
     s3 = S3(service.url, BUCKET)
-    os.environ.update(s3.env())
     try:
-        yield s3
+        with environ_kept(s3.env()):
+            os.environ.update(s3.env())
+            yield s3
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         service.stop()

@@ -25,6 +25,7 @@ from PIL import Image
 from infra.stack.production import Ports, backup, compose_text, load_secrets, production_down, production_up
 from infra.stack.services import pid_alive
 from tasks.cluster import free_port
+from tasks.state import environ_kept
 from tests.test_stack_e2e import last_json, mlflow_client, training_photos_and_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,13 +67,9 @@ def prod(tmp_path_factory):
 @contextlib.contextmanager
 def identity(user: str, password: str):
     """This process's MLflow client as `user` for a while."""
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
-    os.environ.update(MLFLOW_TRACKING_USERNAME=user, MLFLOW_TRACKING_PASSWORD=password)
-    try:
+    with environ_kept(("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")):
+        os.environ.update(MLFLOW_TRACKING_USERNAME=user, MLFLOW_TRACKING_PASSWORD=password)
         yield
-    finally:
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 
 
 def run(cmd: list[str], env: dict, timeout: int = 900) -> str:
