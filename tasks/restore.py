@@ -132,11 +132,12 @@ def _signer(identity: SigningIdentity | None) -> CredentialSigner | None:
     return _SIGNERS[identity.chain]
 
 
-def credentials(out: bytes, img: DecodedImage, source: bytes, prov: dict, name: str, signer: CredentialSigner | None) -> bytes:
-    """The encoded output with its Content Credentials, the grey source as the parent ingredient."""
+def credentials(out: bytes, img: DecodedImage, source: bytes, cid: str, prov: dict, name: str, signer: CredentialSigner | None) -> bytes:
+    """The encoded output with its Content Credentials, the grey source (content hash `cid`) as the
+    parent ingredient."""
     if signer is None:
         return out
-    return signer.sign(out, output_format(img.format)[0], source, img.format, content_hash(source), prov, posixpath.basename(name))
+    return signer.sign(out, output_format(img.format)[0], source, img.format, cid, prov, posixpath.basename(name))
 
 
 def warm_worker(ref: ModelRef, size: int) -> bool:
@@ -211,7 +212,7 @@ def restore_batch(items: list[tuple[str, str]], job: RestoreJob) -> list[Manifes
             try:
                 img, result = batch.images[i], batch.colorized(i, PREVIEW if job.review else 0)
                 prov = provenance(job.ref.name, job.ref.version, job.ref.sha256, job.cfg.settings())
-                writes = [(row.output, credentials(encode_output(result.rgb, img, prov), img, data, prov, row.output, signer))]
+                writes = [(row.output, credentials(encode_output(result.rgb, img, prov), img, data, row.content_hash, prov, row.output, signer))]
                 row.doubt = result.doubt
                 if result.doubt_map is not None:
                     row.uncertainty = job.layout.uncertainty_key(row.output)
@@ -364,4 +365,4 @@ def colorize_one(src: str, out: str, ref: ModelRef, cfg: ColorizeConfig, signing
     img = decode_image(data, src)
     rgb = ColorizedBatch(pkg, [img], cfg).colorized(0).rgb
     prov = provenance(ref.name, ref.version, ref.sha256, cfg.settings())
-    atomic_write(out, credentials(encode_output(rgb, img, prov), img, data, prov, out, _signer(signing)))
+    atomic_write(out, credentials(encode_output(rgb, img, prov), img, data, content_hash(data), prov, out, _signer(signing)))
