@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .color import gamut_tables, gray_to_l, rgb_to_lab
+from .color import gamut_tables, gray_to_l, rgb_to_l
 from .decoding import DecodeConfig
 from .imageio import DecodedImage
 from .inference import Prediction, bf16_pays, predict
@@ -58,14 +58,14 @@ def network_input(img: DecodedImage, size: int) -> torch.Tensor:
     """(size, size) L for the network: the image resized (aspect ignored, as the reference does)."""
     px = img.pixels if img.is_gray else img.rgb8()
     small = np.asarray(Image.fromarray(px).resize((size, size), Image.BILINEAR, reducing_gap=2.0))
-    return torch.from_numpy(gray_to_l(small) if small.ndim == 2 else rgb_to_lab(small)[..., 0])
+    return torch.from_numpy(gray_to_l(small) if small.ndim == 2 else rgb_to_l(small))
 
 
 def _l_strip(img: DecodedImage, r0: int, r1: int) -> np.ndarray:
     px = img.pixels[r0:r1]
     if img.is_gray:
         return gray_to_l(px)
-    return rgb_to_lab(px if img.bit_depth == 8 else px.astype(np.float32) / 65535.0)[..., 0]
+    return rgb_to_l(px if img.bit_depth == 8 else px.astype(np.float32) / 65535.0)
 
 
 def join_full_resolution(img: DecodedImage, field: ChromaField, strip_rows: int = 64) -> np.ndarray:

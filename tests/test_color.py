@@ -22,6 +22,18 @@ def test_uint8_path_matches_skimage(rng):
     assert np.abs(color.rgb_to_lab(rgb) - skcolor.rgb2lab(rgb)).max() < 1e-3
 
 
+def test_compiled_uint8_path_over_the_colour_cube():
+    """Every 5th code of each channel (0 and 255 included), and every colour of the dark corner where
+    f(t) switches to its linear branch: within 2e-4 of scikit-image's float64 Lab (the table-and-Newton
+    cube root must not be what limits it); L alone is the same L."""
+    steps = np.r_[0:256:5, 255].astype(np.uint8)
+    dark = np.arange(24, dtype=np.uint8)
+    cube = np.concatenate([np.stack(np.meshgrid(v, v, v, indexing="ij"), -1).reshape(-1, 3) for v in (steps, dark)])[None]
+    lab = color.rgb_to_lab(cube)
+    assert np.abs(lab - skcolor.rgb2lab(cube)).max() < 2e-4
+    assert np.array_equal(color.rgb_to_l(cube), lab[..., 0])
+
+
 def test_lab_to_rgb_matches_skimage(million_rgb):
     lab = skcolor.rgb2lab(million_rgb)
     ours = color.lab_to_rgb(lab)
