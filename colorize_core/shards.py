@@ -94,7 +94,7 @@ def make_row(data: bytes, source: str, cfg: PreprocessConfig, content_id: str | 
     """Source bytes -> one shard row; raises ImageReadError for bad input.
 
     `split` overrides the hash-based split (a curated corpus that splits by subject)."""
-    img = decode_image(data, source, cfg.reader)
+    img = decode_image(data, source, cfg.reader, at_least=cfg.size)
     rgb = resize_crop(img.rgb8(), cfg.size)
     L, ab = encode_lab(rgb_to_lab(rgb))
     cid = content_id or content_hash(data)
@@ -104,8 +104,8 @@ def make_row(data: bytes, source: str, cfg: PreprocessConfig, content_id: str | 
         "split": split or split_of(cid, cfg.val_fraction),
         "height": cfg.size,
         "width": cfg.size,
-        "orig_height": img.size[0],
-        "orig_width": img.size[1],
+        "orig_height": (img.source_size or img.size)[0],
+        "orig_width": (img.source_size or img.size)[1],
         "L": L,
         "ab": ab,
     }

@@ -4,8 +4,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from colorize_core.color import rgb_to_lab
 from colorize_core.imageio import ImageReadError, ReaderConfig, decode_image
+from colorize_core.shards import PreprocessConfig, decode_lab, make_row, resize_crop
 from tests.bad_inputs import bad_inputs, jpeg_bytes
+from tests.photos import real_photo_bytes
 
 
 @pytest.mark.parametrize("name,data", list(bad_inputs().items()))
@@ -83,3 +86,23 @@ def test_exif_orientation_is_applied():
         ex = Image.Exif()
         ex.load(d.exif)
         assert ex.get(0x0112, 1) == 1
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_reduced_decode_for_training_rows(orientation):
+    """A JPEG over twice the training size is decoded at a reduced DCT scale that still covers the
+    short side; the row records the source's full size (turned by its EXIF orientation), and its
+    L is that of the full decode resized, up to the resampling."""
+    photo = Image.open(io.BytesIO(next(iter(real_photo_bytes().values())))).convert("RGB").resize((1200, 800))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = _save(photo, "JPEG", quality=92, exif=exif.tobytes())
+    full = (1200, 800) if orientation == 6 else (800, 1200)  # (height, width) as displayed
+    small = decode_image(data, "big.jpg", at_least=256)
+    assert small.source_size == full and small.size == (full[0] // 2, full[1] // 2)  # 1/4 would leave 200 < 256
+    assert decode_image(data, "big.jpg").source_size is None
+    row = make_row(data, "big.jpg", PreprocessConfig())
+    assert (row["orig_height"], row["orig_width"]) == full
+    L, _ = decode_lab(row["L"], row["ab"], 256, 256)
+    expected = rgb_to_lab(resize_crop(decode_image(data, "big.jpg").rgb8(), 256))[..., 0]
+    assert np.abs(L - expected).mean() < 1.0
