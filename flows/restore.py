@@ -19,13 +19,14 @@ from tasks.decisions import rejected
 from tasks.iiif import write_iiif
 from tasks.layout import DestLayout
 from tasks.lease import Lease
-from tasks.preprocess import hash_on_dask, list_sources
+from tasks.preprocess import list_sources
 from tasks.registry import DEFAULT_MODEL_URI, resolve
 from tasks.restore import (
     RestoreJob,
     RestoreSummary,
     done_items,
     finish_manifest,
+    hash_new_sources,
     load_manifests,
     previous_version,
     publish_report,
@@ -84,12 +85,12 @@ def restore_flow(
         rows = []
         if images:
             with dask_client(dask_address, n_workers) as client:
-                rows, todo = sort_items(hash_on_dask(images, client.scheduler.address), done_items(earlier, job), only, job)
+                rows, todo = sort_items(hash_new_sources(images, earlier, client.scheduler.address), done_items(earlier, job), only, job)
                 batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
                 rows += restore_on_dask(batches, job, client.scheduler.address, progress)
             remove_stale_temporaries(layout, run_id)  # a worker killed between writing and moving leaves its temporary
         summary.count(rows)
-        summary.manifest = finish_manifest(layout, run_id, rows)
+        summary.manifest = finish_manifest(layout, run_id, rows, images)
         if review:
             summary.report = write_run_review(layout, run_id, rows, source, summary.counts(), job.cfg.settings())
             summary.iiif = write_iiif(layout, run_id, rows, earlier, iiif_rights or os.environ.get("COLORIZE_IIIF_RIGHTS"))[0]

@@ -36,6 +36,7 @@ class ManifestRow:
     preview: str | None = None
     grey_thumbnail: str | None = None
     grey_preview: str | None = None
+    source_stamp: str | None = None  # the source's size and ETag or mtime when listed (`storage.stamp`)
 
     def settings(self) -> dict:
         return json.loads(self.decode)

@@ -31,6 +31,7 @@ from tasks.cluster import bounded_map, connect
 from tasks.credentials import CredentialSigner, SigningIdentity
 from tasks.layout import DestLayout, KeyEscapeError, version_folder
 from tasks.manifest import ManifestRow, read_manifests, write_manifest
+from tasks.preprocess import hash_on_dask
 from tasks.registry import ModelRef
 from tasks.storage import WriteBehind, atomic_write, filesystem, join, read_bytes, remove_tree, retrying
 
@@ -274,6 +275,24 @@ def previous_version(rows: list[ManifestRow], ref: ModelRef) -> str | None:
     return version_folder(ref.name, newest)
 
 
+def listed_hashes(rows: list[ManifestRow], images: dict[str, str]) -> dict[str, str]:
+    """source -> content hash for the sources listed with the stamp an earlier run recorded beside
+    their hash: a rerun over a collection does not read every file again to learn it is done (the
+    quick check of rsync: a rewrite that keeps size and modification time goes unnoticed)."""
+    recorded = {(r.source, r.source_stamp): r.content_hash for r in rows if r.source_stamp and r.content_hash}
+    return {u: recorded[(u, st)] for u, st in images.items() if (u, st) in recorded}
+
+
+@task(cache_policy=NONE)
+def hash_new_sources(images: dict[str, str], earlier: list[ManifestRow], scheduler: str) -> list[tuple[str, str | None, str | None]]:
+    """(uri, content hash, error) per image, in listing order: hashed on the workers unless the
+    manifests already know them by their stamp (`listed_hashes`)."""
+    known = listed_hashes(earlier, images)
+    fresh = [u for u in images if u not in known]
+    hashed = {u: (u, cid, err) for u, cid, err in (hash_on_dask.fn(fresh, scheduler) if fresh else [])}
+    return [hashed[u] if u in hashed else (u, known[u], None) for u in images]
+
+
 @task(cache_policy=NONE)
 def sort_items(
     hashed: list[tuple[str, str | None, str | None]], done: dict[str, ManifestRow], only: list[str] | None, job: RestoreJob
@@ -314,8 +333,11 @@ def restore_on_dask(batches: list[list[tuple[str, str]]], job: RestoreJob, sched
 
 
 @task(retries=3, retry_delay_seconds=2, cache_policy=NONE)
-def finish_manifest(layout: DestLayout, run_id: str, rows: list[ManifestRow]) -> str:
-    """One Parquet file for the run; its batch parts are removed once it is in place."""
+def finish_manifest(layout: DestLayout, run_id: str, rows: list[ManifestRow], stamps: dict[str, str]) -> str:
+    """One Parquet file for the run, each row with its source's listing stamp (what lets the next run
+    skip reading it); the run's batch parts are removed once it is in place."""
+    for r in rows:
+        r.source_stamp = stamps.get(r.source)
     url = write_manifest(layout.run_manifest(run_id), rows)
     remove_tree(layout.run_parts(run_id))
     return url

@@ -177,14 +177,32 @@ def any_file(url: str) -> bool:
 def list_files(url: str, extensions: set[str] | None = IMAGE_EXTENSIONS) -> tuple[list[str], list[str]]:
     """Every file under `url`, recursively, sorted: (images by extension, others). Names starting
     with '_' or '.' (our own bookkeeping, hidden files) are left out."""
+    images, others = list_stamped(url, extensions)
+    return list(images), others
+
+
+def list_stamped(url: str, extensions: set[str] | None = IMAGE_EXTENSIONS) -> tuple[dict[str, str], list[str]]:
+    """`list_files` with each image's stamp, from the same listing: what changes when the file's
+    content does, short of reading it (`stamp`)."""
     fs, root = filesystem(url)
     if fs.isfile(root):
-        return [full_url(fs, root)], []
-    images, others = [], []
-    for path in sorted(fs.find(root)):
+        return {full_url(fs, root): stamp(fs.info(root))}, []
+    images, others = {}, []
+    for path, info in sorted(fs.find(root, detail=True).items()):
         rel = posixpath.relpath(path, root)
         if any(part.startswith(("_", ".")) for part in rel.split("/")):
             continue
         ext = posixpath.splitext(path)[1].lower()
-        (images if extensions is None or ext in extensions else others).append(full_url(fs, path))
+        if extensions is None or ext in extensions:
+            images[full_url(fs, path)] = stamp(info)
+        else:
+            others.append(full_url(fs, path))
     return images, others
+
+
+def stamp(info: dict) -> str:
+    """A file's identity in a listing, as rsync's quick check uses it: its size and its ETag (object
+    stores: a digest of the content) or its modification time and inode (a disk: a rewrite by
+    replacement gets a new inode)."""
+    tag = info.get("ETag") or info.get("etag") or f"{info.get('mtime', info.get('LastModified', ''))}:{info.get('ino', '')}"
+    return f"{info.get('size')}:{tag}"

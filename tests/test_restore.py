@@ -152,6 +152,35 @@ def test_rerun_skips_done_and_retries_failed(first_run, collection, package):
     assert before == after
 
 
+def test_a_rerun_reads_only_sources_whose_listing_changed(package, tmp_path, prefect_harness):
+    """The manifest keeps each source's listing stamp beside its hash. A rerun hashes only what was
+    touched (found done by its hash all the same) or replaced (colorized); a file whose size, time
+    and inode are unchanged is not read at all: here its bytes were rewritten in place behind the
+    stamp, and the rerun still skips it, which it could not if it had read them."""
+    from flows.restore import restore_flow
+    from tasks.manifest import read_manifest
+
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    src.mkdir()
+    for name in ("hopper.jpg", "cat.jpg", "rocket.jpg"):
+        gray_of({"hopper.jpg": "grace_hopper.jpg", "cat.jpg": "chelsea.png", "rocket.jpg": "rocket.jpg"}[name]).save(src / name, quality=90)
+    first = restore_flow(str(src), str(dest), model=package, progress=False, review=False)
+    assert first.done == 3 and all(r.source_stamp for r in read_manifest(first.manifest))
+
+    st = (src / "hopper.jpg").stat()
+    with open(src / "hopper.jpg", "r+b") as f:  # same size, same inode, then the old time put back
+        f.write(b"\0" * st.st_size)
+    os.utime(src / "hopper.jpg", ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.utime(src / "cat.jpg", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched: same content
+    gray_of("coffee.png").save(src / "rocket.jpg", quality=90)  # replaced: new content
+
+    again = restore_flow(str(src), str(dest), model=package, progress=False, review=False)
+    rows = {os.path.basename(r.source): r for r in read_manifest(again.manifest)}
+    assert (again.done, again.skipped, again.failed) == (1, 2, 0)
+    assert rows["rocket.jpg"].status == "done" and rows["cat.jpg"].status == rows["hopper.jpg"].status == "skipped"
+    assert rows["cat.jpg"].source_stamp != next(r for r in read_manifest(first.manifest) if r.source.endswith("cat.jpg")).source_stamp
+
+
 def test_new_model_version_does_not_touch_old_outputs(first_run, collection, tmp_path):
     from flows.restore import restore_flow
 
