@@ -90,7 +90,7 @@ def _lab_f(t, cbrt):
     (3x slower, measured)."""
     u = min(max(t, EPS), _f32(CBRT_TOP)) * _f32(CBRT_STEPS / CBRT_TOP)
     i = min(np.int32(u), np.int32(CBRT_STEPS - 1))
-    w = u - i
+    w = u - _f32(i)
     y = cbrt[i] * (ONE - w) + cbrt[i + 1] * w
     y = (y + y + t / (y * y)) * THIRD
     return y if t > EPS else t * KAPPA_SLOPE + OFFSET

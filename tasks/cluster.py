@@ -21,7 +21,7 @@ from tasks.state import environ_kept
 # Measured on a batch of 8 photos of 2-4 MP: 2.87 s in a plain process, 4.97 s with Dask's setting,
 # 2.75 s with both thresholds at 256 MB. And a worker runs its tasks on a thread, whose allocations go to
 # a separate glibc arena that gives its memory back on every large free, thresholds or not: one arena
-# keeps them on the main heap (restore 214 -> 207 ms a photo on one worker, 8.2 -> 8.8 img/s on two;
+# keeps them on the main heap (restore 214 -> 207 ms a photo on one worker, 8.2 -> 8.7 img/s on two;
 # the network alone 4 % faster too). Set for every worker the project starts (LocalCluster here, the
 # local stack through DASK_ environment variables, the compose file likewise).
 WORKER_MALLOC = {"MALLOC_TRIM_THRESHOLD_": "268435456", "MALLOC_MMAP_THRESHOLD_": "268435456", "MALLOC_ARENA_MAX": "1"}
