@@ -68,7 +68,22 @@ def dask_client(address: str | None = None, n_workers: int = 2, processes: bool 
             yield client
         return
     with local_cluster(n_workers, processes) as cluster, Client(cluster) as client:
-        yield client
+        try:
+            yield client
+        finally:
+            quiet_workers(client)
+
+
+def quiet_workers(client: Client) -> None:
+    """Before a local cluster whose work is done closes: a worker whose heartbeat meets the closing
+    scheduler logs a traceback (a race in distributed's shutdown, harmless by then, seen once on a
+    newcomer's second `make run`), so its workers stop logging first."""
+    with contextlib.suppress(Exception):
+        client.run(_silence_distributed)
+
+
+def _silence_distributed() -> None:
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
 
 
 def local_cluster(n_workers: int, processes: bool = True, scheduler_port: int = 0) -> LocalCluster:
@@ -148,4 +163,6 @@ class ClusterInBackground:
     def close(self) -> None:
         self._thread.join()
         if self.cluster is not None:
+            with Client(self.cluster, set_as_default=False) as client:
+                quiet_workers(client)
             self.cluster.close()
