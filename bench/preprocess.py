@@ -35,15 +35,14 @@ def make_folder(root: Path, n: int = 240) -> list[Path]:
 
 
 def plain_loop(paths: list[Path], out: Path, cfg: PreprocessConfig) -> int:
+    """What the flow's workers do, in one loop: read, hash, make the row, write 64-row shards (zstd)."""
     rows = []
     for p in paths:
         data = p.read_bytes()
         rows.append(make_row(data, str(p), cfg, content_hash(data)))
-        if len(rows) == 64:
-            pq.write_table(rows_to_table(rows), out / f"plain-{len(list(out.iterdir()))}.parquet")
+        if len(rows) == 64 or p is paths[-1]:
+            pq.write_table(rows_to_table(rows), out / f"plain-{len(list(out.iterdir()))}.parquet", compression="zstd")
             rows = []
-    if rows:
-        pq.write_table(rows_to_table(rows), out / "plain-last.parquet")
     return len(paths)
 
 
@@ -68,55 +67,67 @@ def _half(paths: list[Path], out: Path, cfg: PreprocessConfig) -> None:
     plain_loop(paths, out, cfg)
 
 
-def _warm() -> None:
-    import colorize_core.shards  # noqa: F401  (torch, Pillow, pyarrow)
-    import tasks.preprocess  # noqa: F401
+def timed_plain(src: Path, out: Path, cfg: PreprocessConfig) -> float:
+    out.mkdir()
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    plain_loop(sorted(src.iterdir()), out, cfg)
+    return time.perf_counter() - t0
 
 
-def dask_path(src: Path, out: Path, cfg: PreprocessConfig, workers: int, repeats: int) -> float:
-    """Best of `repeats` runs on one long-lived cluster, each into its own folder."""
-    best = float("inf")
-    with dask_client(n_workers=workers) as client:
-        client.run(_warm)  # workers up and their libraries imported before the clock starts, as in a long-lived cluster
-        for k in range(repeats):
-            t0 = time.perf_counter()
-            images, _ = list_files(str(src))
-            items = [(u, None) for u in images]
-            chunks = chunks_for(items, 64, workers)  # as the flow chooses
-            known = KnownContent(frozenset(), frozenset())
-            shard_on_dask.fn(chunks, str(out / str(k)), f"bench{workers}", cfg, known, client.scheduler.address)
-            best = min(best, time.perf_counter() - t0)
-    return best
+def timed_dask(client, src: Path, out: Path, cfg: PreprocessConfig, workers: int) -> float:
+    """One flow's worth of sharding on a running cluster: list, chunk as the flow does, shard, commit."""
+    t0 = time.perf_counter()
+    images, _ = list_files(str(src))
+    chunks = chunks_for([(u, None) for u in images], 64, workers)
+    shard_on_dask.fn(chunks, str(out), f"bench{workers}", cfg, KnownContent(frozenset(), frozenset()), client.scheduler.address)
+    return time.perf_counter() - t0
 
 
-REPEATS = 3  # each path timed three times, the best kept: these runs take about a second, and noise is +-10 %
+REPEATS = 3  # rounds, each timing every path once on each folder; the best of each kept (noise is +-10 %)
+SMALL = 8  # photos in the folder that measures each path's fixed cost per run
 
 
 def main() -> bool:
     cfg = PreprocessConfig()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        (root / "src").mkdir()
-        paths = make_folder(root / "src")
+        (root / "big").mkdir()
+        (root / "small").mkdir()
+        paths = make_folder(root / "big")
+        for p in paths[:SMALL]:
+            (root / "small" / p.name).write_bytes(p.read_bytes())
         n = len(paths)
-        for d in ("plain", "d1", "d2"):
-            (root / d).mkdir()
-        torch.set_num_threads(1)
-        t_plain = float("inf")
-        for k in range(REPEATS):
-            (root / "plain" / str(k)).mkdir()
-            t0 = time.perf_counter()
-            plain_loop(paths, root / "plain" / str(k), cfg)
-            t_plain = min(t_plain, time.perf_counter() - t0)
-        torch.set_num_threads(2)
-        t1 = dask_path(root / "src", root / "d1", cfg, 1, REPEATS)
-        t2 = dask_path(root / "src", root / "d2", cfg, 2, REPEATS)
-        t_pair = min(two_plain_loops(paths, root / f"pair{k}", cfg) for k in range(REPEATS))
-        print(f"{n} photos: plain loop {n / t_plain:.1f} img/s, Dask 1 worker {n / t1:.1f} img/s, Dask 2 workers {n / t2:.1f} img/s")
+        best: dict[tuple[str, str], float] = {}
+
+        def keep(key: tuple[str, str], seconds: float) -> None:
+            best[key] = min(best.get(key, float("inf")), seconds)
+
+        for r in range(REPEATS):  # rounds interleave the paths, so that a slow spell of the machine hits all of them
+            for folder in ("big", "small"):
+                keep(("plain", folder), timed_plain(root / folder, root / f"plain-{folder}-{r}", cfg))
+            torch.set_num_threads(2)
+            for workers in (1, 2):
+                with dask_client(n_workers=workers) as client:
+                    timed_dask(client, root / "big", root / f"d{workers}-warm-{r}", cfg, workers)  # warm, as a long-lived cluster
+                    for folder in ("big", "small"):
+                        keep((f"d{workers}", folder), timed_dask(client, root / folder, root / f"d{workers}-{folder}-{r}", cfg, workers))
+            keep(("pair", "big"), two_plain_loops(paths, root / f"pair-{r}", cfg))
+
+        names = {"plain": "plain loop", "d1": "Dask 1 worker", "d2": "Dask 2 workers"}
+        # steady: seconds a photo once a run is under way, from the two folders; fixed: what a run costs besides
+        steady = {k: (best[(k, "big")] - best[(k, "small")]) / (n - SMALL) for k in names}
+        fixed = {k: best[(k, "big")] - n * steady[k] for k in names}
+        print(f"{n} photos, whole run: " + ", ".join(f"{v} {n / best[(k, 'big')]:.1f} img/s" for k, v in names.items()))
+        print("steady: " + ", ".join(f"{v} {1 / steady[k]:.1f} img/s" for k, v in names.items()))
+        print("fixed cost a run (listing, connecting, scattering what is known, the first dispatch): "
+              + ", ".join(f"{v} {fixed[k] * 1e3:.0f} ms" for k, v in names.items()))  # fmt: skip
         print(
-            f"the machine's own ceiling: two plain loops side by side, each on half, {t_plain / t_pair:.2f}x one loop "
+            f"the machine's own ceiling: two plain loops side by side, each on half, {best[('plain', 'big')] / best[('pair', 'big')]:.2f}x one loop "
             "(two processes slow each other down on these cores: memory and cache are shared)"
         )
-        ok = report("Dask 2 workers", t2, t1, "Dask 1 worker", 1.8)
-        ok &= report("Dask 1 worker", t1, t_plain, "plain single-process loop", 1.0)
+        print(f"whole-run ratios on {n} photos: 2 workers {best[('d1', 'big')] / best[('d2', 'big')]:.2f}x 1 worker, "
+              f"1 worker {best[('plain', 'big')] / best[('d1', 'big')]:.2f}x the plain loop")  # fmt: skip
+        ok = report("Dask 2 workers, steady, a photo", steady["d2"], steady["d1"], "Dask 1 worker", 1.8)
+        ok &= report("Dask 1 worker, steady, a photo", steady["d1"], steady["plain"], "plain single-process loop", 1.0)
         return ok

@@ -19,5 +19,5 @@ def report(name: str, ours_s: float, base_s: float, baseline: str, target: float
     ratio = base_s / ours_s
     ok = target is None or ratio >= target
     goal = f" (target >= {target:g}x: {'met' if ok else 'MISSED'})" if target else ""
-    print(f"{name}: {ours_s * 1e3:9.1f} ms vs {baseline} {base_s * 1e3:9.1f} ms -> {ratio:6.1f}x{goal}", flush=True)
+    print(f"{name}: {ours_s * 1e3:9.1f} ms vs {baseline} {base_s * 1e3:9.1f} ms -> {ratio:6.2f}x{goal}", flush=True)
     return ok

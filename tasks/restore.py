@@ -27,7 +27,7 @@ from colorize_core.provenance import provenance
 from colorize_core.shards import content_hash
 from colorize_core.writer import encode_output, jpeg_bytes, output_format, preview
 from tasks import logger as get_run_logger
-from tasks.cluster import bounded_map, connect
+from tasks.cluster import connect, map_as_completed
 from tasks.credentials import CredentialSigner, SigningIdentity
 from tasks.layout import DestLayout, KeyEscapeError, version_folder
 from tasks.manifest import ManifestRow, read_manifests, write_manifest
@@ -318,14 +318,14 @@ def skipped_row(job: RestoreJob, uri: str, earlier: ManifestRow) -> ManifestRow:
 
 @task(cache_policy=NONE)
 def restore_on_dask(batches: list[list[tuple[str, str]]], job: RestoreJob, scheduler: str, progress: bool = True) -> list[ManifestRow]:
-    """Batches on the workers, at most two per worker in flight; each finished batch's manifest rows
+    """Batches on the workers (the scheduler hands each about one at a time); each finished batch's manifest rows
     are written at once, so a killed run leaves a record of what it completed."""
     from rich.progress import Progress
 
     rows: list[ManifestRow] = []
     with connect(scheduler, set_as_default=False) as client, Progress(disable=not progress, transient=True) as bar:
         todo = bar.add_task("colorizing", total=sum(len(b) for b in batches))
-        for part, (_, batch_rows) in enumerate(bounded_map(client, restore_batch, ((b, job) for b in batches))):
+        for part, (_, batch_rows) in enumerate(map_as_completed(client, restore_batch, ((b, job) for b in batches))):
             write_manifest(job.layout.part(job.run_id, part), batch_rows)
             rows.extend(batch_rows)
             bar.advance(todo, len(batch_rows))

@@ -7,6 +7,7 @@ AWS variables; `COLORIZE_S3_ENDPOINT` points it at an S3-compatible server, and
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import posixpath
@@ -15,7 +16,7 @@ import time
 import uuid
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, TypeVar
+from typing import BinaryIO, Callable, TypeVar
 
 import fsspec
 from fsspec.core import url_to_fs
@@ -81,8 +82,9 @@ def exists(url: str) -> bool:
     return fs.exists(path)
 
 
-def atomic_write(url: str, data: bytes) -> None:
-    """Writes so that a reader never sees a partial object under the final name.
+def atomic_write(url: str, data: bytes | Callable[[BinaryIO], object]) -> None:
+    """Writes `data` (bytes, or a function that writes into a binary file) so that a reader never sees
+    a partial object under the final name.
 
     On S3 (and the stores that speak it) an object appears only once its PUT, or its multipart
     upload, is complete: it is written in place, in one request. Elsewhere (a local disk, where a
@@ -90,21 +92,29 @@ def atomic_write(url: str, data: bytes) -> None:
     into place; when either step fails (the store going away between them, say), the temporary key
     is removed with retries before the error goes up, so that an outage leaves nothing behind.
     (On S3 the temporary key cost two more requests, a copy and a delete, for nothing: measured on
-    SeaweedFS, 25 -> 8 ms for a 1 MB output.)
+    SeaweedFS, 25 -> 8 ms for a 1 MB output.) A function streams straight into the file on a disk:
+    a 64-row shard (8 MB) written by Parquet into memory and then to the disk took 5-19 ms longer.
     """
     fs, path = filesystem(url)
     if set(fs.protocol) & OBJECT_STORES:
-        fs.pipe_file(path, data)
+        fs.pipe_file(path, data if isinstance(data, bytes) else _in_memory(data))
         return
     parent = posixpath.dirname(path)
     tmp = posixpath.join(parent, f"_tmp-{uuid.uuid4().hex}-{posixpath.basename(path)}")
     fs.makedirs(parent, exist_ok=True)
     try:
-        fs.pipe_file(tmp, data)
+        with fs.open(tmp, "wb") as f:
+            f.write(data) if isinstance(data, bytes) else data(f)
         fs.mv(tmp, path)
     except Exception:
         retrying(lambda: _remove(fs, tmp), f"removing {tmp}")
         raise
+
+
+def _in_memory(write: Callable[[BinaryIO], object]) -> bytes:
+    buf = io.BytesIO()
+    write(buf)
+    return buf.getvalue()
 
 
 class WriteBehind:

@@ -106,3 +106,17 @@ def test_reduced_decode_for_training_rows(orientation):
     L, _ = decode_lab(row["L"], row["ab"], 256, 256)
     expected = rgb_to_lab(resize_crop(decode_image(data, "big.jpg").rgb8(), 256))[..., 0]
     assert np.abs(L - expected).mean() < 1.0
+
+
+@pytest.mark.parametrize("shape", [(300, 450), (450, 300), (257, 1000), (200, 311), (256, 256)])
+def test_training_crop_resamples_only_the_crop(shape):
+    """The centred square is resampled alone (Pillow's box): the pixels of resizing the whole photo
+    and cropping, up to Pillow's fixed-point rounding."""
+    h, w = shape
+    rgb = np.asarray(Image.open(io.BytesIO(next(iter(real_photo_bytes().values())))).convert("RGB").resize((w, h)))
+    s = 256 / min(h, w)
+    nh, nw = max(256, round(h * s)), max(256, round(w * s))
+    top, left = (nh - 256) // 2, (nw - 256) // 2
+    whole = np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.LANCZOS))[top : top + 256, left : left + 256]
+    diff = np.abs(resize_crop(rgb, 256).astype(int) - whole)
+    assert diff.max() <= 2 and diff.mean() < 0.01
