@@ -26,6 +26,9 @@ from tasks.cluster import connect, map_as_completed
 from tasks.storage import atomic_write, filesystem, full_url, join, list_stamped, read_bytes, remove_tree, retrying
 
 QUARANTINE_SCHEMA = pa.schema([("source", pa.string()), ("id", pa.string()), ("reason", pa.string()), ("run_id", pa.string())])
+# `_sources/run-<id>.parquet`: each file a run read, with its listing stamp and its content's id, so
+# that a later run settles an unchanged file from the listing alone (`settled_by_listing`)
+SOURCES_SCHEMA = pa.schema([("source", pa.string()), ("stamp", pa.string()), ("id", pa.string()), ("run_id", pa.string())])
 
 
 @dataclass
@@ -38,6 +41,7 @@ class PreprocessSummary:
     previously_quarantined: int = 0  # same file and content as an earlier run's quarantined item
     quarantined: int = 0
     not_images: int = 0  # files without an image extension, listed but not read
+    not_read: int = 0  # of those already present or quarantined: settled by an unchanged listing stamp
     shards: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -70,14 +74,16 @@ def hash_sources(uris: list[str]) -> list[tuple[str, str | None, str | None]]:
 def build_shard(items: list[tuple[str, str | None]], staging_url: str, cfg: PreprocessConfig, known: "KnownContent") -> dict:
     """Reads each file once: hashes it, skips content already in the shards (or quarantined from this
     very file before) and repeats within the chunk, decodes the rest into one Parquet shard at
-    `staging_url`. Items are (uri, split or None); bad inputs are returned, not raised."""
+    `staging_url`. Items are (uri, split or None); bad inputs are returned, not raised, and every
+    file read is returned with its content's id (`read`)."""
     _limit_threads()
-    rows, bad, counts, seen = [], [], {"already_present": 0, "previously_quarantined": 0, "duplicates": 0}, set()
+    rows, bad, counts, seen, read = [], [], {"already_present": 0, "previously_quarantined": 0, "duplicates": 0}, set(), []
     for uri, split in items:
         cid = None
         try:
             data = retrying(lambda: read_bytes(uri), uri)
             cid = content_hash(data)
+            read.append((uri, cid))
             if cid in known.ids:
                 counts["already_present"] += 1
             elif (uri, cid) in known.quarantined:
@@ -94,7 +100,7 @@ def build_shard(items: list[tuple[str, str | None]], staging_url: str, cfg: Prep
     if rows:
         table = rows_to_table(rows)
         retrying(lambda: atomic_write(staging_url, lambda f: pq.write_table(table, f, compression="zstd")), staging_url)
-    return {"staging": staging_url if rows else None, "ids": [r["id"] for r in rows], "bad": bad, "counts": counts}
+    return {"staging": staging_url if rows else None, "ids": [r["id"] for r in rows], "bad": bad, "counts": counts, "read": read}
 
 
 def chunks_for(items: list, rows_per_shard: int, workers: int, smallest: int = 4) -> list[list]:
@@ -158,6 +164,53 @@ def known_content(shards_url: str) -> KnownContent:
     return KnownContent(frozenset(ids), frozenset(quarantined))
 
 
+@task(retries=3, retry_delay_seconds=2, cache_policy=NONE)
+def recorded_sources(shards_url: str) -> dict[str, tuple[str, str]]:
+    """{file: (its listing stamp, its content's id)} as the latest run that read it recorded."""
+    fs, root = filesystem(join(shards_url, "_sources"))
+    recorded: dict[str, tuple[str, str]] = {}
+    if fs.exists(root):
+        for path in sorted(fs.glob(join(root, "*.parquet"))):  # run ids begin with their time: oldest first
+            with fs.open(path, "rb") as f:
+                t = pq.read_table(f, columns=["source", "stamp", "id"])
+            recorded.update(zip(t.column("source").to_pylist(), zip(t.column("stamp").to_pylist(), t.column("id").to_pylist())))
+    return recorded
+
+
+def settled_by_listing(
+    images: dict[str, str], recorded: dict[str, tuple[str, str]], known: KnownContent
+) -> tuple[list[str], dict[str, int]]:
+    """(files to read, counts of those settled without reading): a file listed with the stamp a run
+    recorded when it read it, whose content is still in the shards (or quarantined from this file),
+    has nothing new to give, as rsync's quick check would judge it. A file rewritten in place with
+    its size, time and inode kept goes unnoticed until its stamp changes."""
+    todo, counts = [], {"already_present": 0, "previously_quarantined": 0}
+    for uri, stamp in images.items():
+        stamp_then, cid = recorded.get(uri, (None, None))
+        if stamp_then != stamp:
+            todo.append(uri)
+        elif cid in known.ids:
+            counts["already_present"] += 1
+        elif (uri, cid) in known.quarantined:
+            counts["previously_quarantined"] += 1
+        else:  # its content left the shards since: read it again
+            todo.append(uri)
+    return todo, counts
+
+
+@task(retries=3, retry_delay_seconds=2, cache_policy=NONE)
+def record_sources(shards_url: str, run_id: str, read: list[tuple[str, str]], stamps: dict[str, str]) -> str | None:
+    """The files this run read, with their stamps from the listing: written after the shards are
+    committed, so a record never speaks for content that is not there."""
+    if not read:
+        return None
+    rows = [{"source": u, "stamp": stamps.get(u), "id": cid, "run_id": run_id} for u, cid in read]
+    table = pa.Table.from_pylist(rows, schema=SOURCES_SCHEMA)
+    url = join(shards_url, "_sources", f"run-{run_id}.parquet")
+    atomic_write(url, lambda f: pq.write_table(table, f, compression="zstd"))
+    return url
+
+
 @task(cache_policy=NONE)
 def hash_on_dask(uris: list[str], scheduler: str, chunk: int = 64) -> list[tuple[str, str | None, str | None]]:
     with connect(scheduler, set_as_default=False) as client:
@@ -168,17 +221,19 @@ def hash_on_dask(uris: list[str], scheduler: str, chunk: int = 64) -> list[tuple
 @task(cache_policy=NONE)
 def shard_on_dask(
     chunks: list[list[tuple[str, str | None]]], shards_url: str, run_id: str, cfg: PreprocessConfig, known: KnownContent, scheduler: str
-) -> tuple[list[str], list[dict], dict[str, int]]:
+) -> tuple[list[str], list[dict], dict[str, int], list[tuple[str, str]]]:
     """Builds shards on the workers (the scheduler hands each about one chunk at a time), and commits
     each one as soon as it is whole: moved from the run's staging prefix to its final name, after
-    dropping rows whose content another chunk of this run committed first (deduplication at commit)."""
+    dropping rows whose content another chunk of this run committed first (deduplication at commit).
+    Returns (committed shards, bad items, counts, (file, content id) of every file read)."""
     logger = get_run_logger()
-    committed, bad, counts, ids = [], [], {"already_present": 0, "previously_quarantined": 0, "duplicates": 0}, set(known.ids)
+    committed, bad, read, counts, ids = [], [], [], {"already_present": 0, "previously_quarantined": 0, "duplicates": 0}, set(known.ids)
     with connect(scheduler, set_as_default=False) as client:
         [known_f] = client.scatter([known], broadcast=True)
         jobs = ((c, join(shards_url, "_staging", run_id, f"part-{run_id}-{i:05d}.parquet"), cfg, known_f) for i, c in enumerate(chunks))
         for _, result in map_as_completed(client, build_shard, jobs):
             bad.extend(result["bad"])
+            read.extend(result["read"])
             for k, v in result["counts"].items():
                 counts[k] += v
             repeats = ids.intersection(result["ids"])
@@ -188,7 +243,7 @@ def shard_on_dask(
                 committed.append(commit_shard(result["staging"], shards_url, drop=repeats))
                 logger.info("committed %s (%d rows)", committed[-1], len(result["ids"]) - len(repeats))
     counts["written"] = len(ids) - len(known.ids)
-    return sorted(committed), bad, counts
+    return sorted(committed), bad, counts, read
 
 
 def commit_shard(staging_url: str, shards_url: str, drop: set[str] = frozenset()) -> str:

@@ -75,7 +75,43 @@ def test_rerun_writes_nothing_new(s3_run):
     assert again.written == 0 and again.shards == [] and again.quarantined == 0
     assert again.already_present == len(photos) + 1
     assert again.previously_quarantined == len(bad_inputs())
+    assert again.not_read == again.seen  # each settled from its ETag in the listing
     assert sorted(fs.find(f"{s3.bucket}/shards")) == before
+
+
+def test_a_rerun_reads_only_files_whose_listing_changed(tmp_path, prefect_harness):
+    """Each file a run reads is recorded with its listing stamp. A rerun reads only what was touched
+    (found present by its hash all the same), replaced (written) or whose content left the shards; a
+    file whose size, time and inode are unchanged is not read: here its bytes were rewritten in place
+    behind the stamp, and the rerun still counts it present, which it could not if it had read them."""
+    import os
+
+    from flows.preprocess import preprocess_flow
+
+    src, shards = tmp_path / "src", tmp_path / "shards"
+    src.mkdir()
+    photos = list(real_photo_bytes().items())
+    for name, data in photos[:3]:
+        (src / name).write_bytes(data)
+    first = preprocess_flow(str(src), str(shards), n_workers=1)
+    assert (first.written, first.not_read) == (3, 0)
+
+    names = [n for n, _ in photos[:3]]
+    st = (src / names[0]).stat()
+    with open(src / names[0], "r+b") as f:  # same size, same inode, then the old time put back
+        f.write(b"\0" * st.st_size)
+    os.utime(src / names[0], ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.utime(src / names[1], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched: same content
+    (src / names[2]).write_bytes(photos[3][1])  # replaced: new content
+    again = preprocess_flow(str(src), str(shards), n_workers=1)
+    assert (again.written, again.already_present, again.not_read, again.quarantined) == (1, 2, 1, 0)
+
+    third = preprocess_flow(str(src), str(shards), n_workers=1)  # every stamp now recorded
+    assert (third.written, third.already_present, third.not_read) == (0, 3, 3)
+    for url in committed_shards(str(shards)):  # the shards removed: their files are read again
+        os.remove(url.removeprefix("file://"))
+    fourth = preprocess_flow(str(src), str(shards), n_workers=1)
+    assert (fourth.not_read, fourth.quarantined) == (0, 1) and fourth.written == 2  # the zeroed file is no image now
 
 
 def test_bin_set_on_s3_has_prior_weights_and_pictures(s3_run):
