@@ -19,6 +19,7 @@ centres, so the reference's regression head decodes the mean of the predicted di
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import io
 import os
@@ -45,7 +46,6 @@ from colorize_core.inference import predict
 from colorize_core.models import Colorizer, ModelConfig
 from colorize_core.package import ColorizerPackage, load_package, save_package
 from colorize_core.provenance import provenance
-from colorize_core.shards import content_hash
 from colorize_core.upsample import UpsampleConfig
 from colorize_core.writer import encode_output, jpeg_bytes, preview
 from tests.photos import real_photo_bytes
@@ -233,10 +233,13 @@ def main() -> bool:
             # steady: the run's batches on the workers, as a long collection runs once under way
             job = RestoreJob(str(root / "src"), DestLayout(str(root / "steady"), model_ref.prefix), model_ref, MEAN.resolved(pkg.decode),
                              ReaderConfig(), "steady", True, signing_identity(root))  # fmt: skip
-            items = [(p.as_uri(), content_hash(p.read_bytes())) for p in paths]
-            t0 = time.perf_counter()
-            restore_on_dask.fn([items[i : i + BATCH] for i in range(0, len(items), BATCH)], job, client.scheduler.address, False)
-            t_steady = time.perf_counter() - t0
+            batches = [[p.as_uri() for p in paths[i : i + BATCH]] for i in range(0, len(paths), BATCH)]
+            t_steady = float("inf")
+            for k in range(2):  # best of two, each into its own folder
+                job = dataclasses.replace(job, layout=DestLayout(str(root / f"steady{k}"), model_ref.prefix))
+                t0 = time.perf_counter()
+                restore_on_dask.fn(batches, job, client.scheduler.address, {}, None, False)
+                t_steady = min(t_steady, time.perf_counter() - t0)
             # a whole run of the flow: listing, hashing, lease, manifests, review page, IIIF beside the photos (best of two)
             t_run = float("inf")
             for k in range(2):

@@ -26,7 +26,6 @@ from tasks.restore import (
     RestoreSummary,
     done_items,
     finish_manifest,
-    hash_new_sources,
     load_manifests,
     previous_version,
     publish_report,
@@ -85,9 +84,10 @@ def restore_flow(
         rows = []
         if images:
             with dask_client(dask_address, n_workers) as client:
-                rows, todo = sort_items(hash_new_sources(images, earlier, client.scheduler.address), done_items(earlier, job), only, job)
+                done = done_items(earlier, job)
+                rows, todo = sort_items(images, earlier, done, only, job)
                 batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
-                rows += restore_on_dask(batches, job, client.scheduler.address, progress)
+                rows += restore_on_dask(batches, job, client.scheduler.address, done, only, progress)
             remove_stale_temporaries(layout, run_id)  # a worker killed between writing and moving leaves its temporary
         summary.count(rows)
         summary.manifest = finish_manifest(layout, run_id, rows, images)

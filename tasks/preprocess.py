@@ -1,7 +1,7 @@
 """Preprocessing tasks: hash and shard images on Dask workers, commit shards atomically.
 
-The worker functions (`hash_sources`, `build_shard`) are plain functions that Dask ships to its
-workers; the Prefect tasks around them add retries, logging and the commit protocol.
+The worker function (`build_shard`) is a plain function that Dask ships to its workers; the
+Prefect tasks around it add retries, logging and the commit protocol.
 """
 
 from __future__ import annotations
@@ -58,17 +58,6 @@ def _limit_threads() -> None:
     import torch
 
     torch.set_num_threads(1)  # one process per core: no oversubscription
-
-
-def hash_sources(uris: list[str]) -> list[tuple[str, str | None, str | None]]:
-    """(uri, sha256 or None, error or None) per URI."""
-    out = []
-    for uri in uris:
-        try:
-            out.append((uri, content_hash(retrying(lambda: read_bytes(uri), uri)), None))
-        except Exception as e:  # unreadable storage object: quarantined by the caller
-            out.append((uri, None, f"cannot read: {e}"))
-    return out
 
 
 def build_shard(items: list[tuple[str, str | None]], staging_url: str, cfg: PreprocessConfig, known: "KnownContent") -> dict:
@@ -209,13 +198,6 @@ def record_sources(shards_url: str, run_id: str, read: list[tuple[str, str]], st
     url = join(shards_url, "_sources", f"run-{run_id}.parquet")
     atomic_write(url, lambda f: pq.write_table(table, f, compression="zstd"))
     return url
-
-
-@task(cache_policy=NONE)
-def hash_on_dask(uris: list[str], scheduler: str, chunk: int = 64) -> list[tuple[str, str | None, str | None]]:
-    with connect(scheduler, set_as_default=False) as client:
-        futures = client.map(hash_sources, [uris[i : i + chunk] for i in range(0, len(uris), chunk)], pure=False)
-        return [item for part in client.gather(futures) for item in part]
 
 
 @task(cache_policy=NONE)

@@ -31,7 +31,6 @@ from tasks.cluster import connect, map_as_completed
 from tasks.credentials import CredentialSigner, SigningIdentity
 from tasks.layout import DestLayout, KeyEscapeError, version_folder
 from tasks.manifest import ManifestRow, read_manifests, write_manifest
-from tasks.preprocess import hash_on_dask
 from tasks.registry import ModelRef
 from tasks.storage import WriteBehind, atomic_write, filesystem, join, read_bytes, remove_tree, retrying
 
@@ -59,6 +58,14 @@ class RestoreJob:
     def row(self, source: str, content_hash: str | None, **kw) -> ManifestRow:
         r = self.ref
         return ManifestRow(source, content_hash, self.run_id, r.name, r.version, r.sha256, self.settings, **kw)
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What the workers check a file's content against once they have read it (shipped once to each)."""
+
+    done: frozenset[str]  # content done before by this model version with these settings
+    only: frozenset[str] | None = None  # the run is limited to these contents
 
 
 @dataclass
@@ -171,21 +178,28 @@ def _finished(row: ManifestRow) -> Callable[[BaseException | None], None]:
     return on_done
 
 
-def restore_batch(items: list[tuple[str, str]], job: RestoreJob) -> list[ManifestRow]:
-    """Colorizes `items` (source, content hash): one forward pass for the batch, outputs written
-    atomically one by one. Every item gets a row; a bad item fails alone; storage errors are retried."""
+def restore_batch(items: list[str], job: RestoreJob, settled: Settled) -> list[ManifestRow]:
+    """Colorizes the sources in `items`: each read once, hashed, and set aside when its content was
+    done before (a row with status "skipped" and no output, which the client completes from the
+    manifests) or is not among `settled.only` (no row); one forward pass for the rest, outputs written
+    atomically one by one. A bad item fails alone; storage errors are retried."""
     pkg, bf16 = _load(job.ref, job.cfg.size)
     signer = _signer(job.signing)
     rows: list[ManifestRow] = []
     ready: list[tuple[ManifestRow, DecodedImage | None, bytes, float]] = []
     kept = 0
-    for source, cid in items:
+    for source in items:
         t0 = time.perf_counter()
-        row = job.row(source, cid)
+        row = job.row(source, None)
         try:
             data = retrying(lambda: read_bytes(source), source)
-            if content_hash(data) != cid:
-                raise ImageReadError(source, "changed while the run was reading it")
+            row.content_hash = content_hash(data)
+            if row.content_hash in settled.done:
+                row.status = "skipped"
+                rows.append(row)
+                continue
+            if settled.only is not None and row.content_hash not in settled.only:
+                continue
             img = decode_image(data, source, job.reader)
             row.output = job.layout.output_key(job.source_root, source, img.format)
             row.height, row.width = img.size
@@ -284,28 +298,20 @@ def listed_hashes(rows: list[ManifestRow], images: dict[str, str]) -> dict[str, 
 
 
 @task(cache_policy=NONE)
-def hash_new_sources(images: dict[str, str], earlier: list[ManifestRow], scheduler: str) -> list[tuple[str, str | None, str | None]]:
-    """(uri, content hash, error) per image, in listing order: hashed on the workers unless the
-    manifests already know them by their stamp (`listed_hashes`)."""
-    known = listed_hashes(earlier, images)
-    fresh = [u for u in images if u not in known]
-    hashed = {u: (u, cid, err) for u, cid, err in (hash_on_dask.fn(fresh, scheduler) if fresh else [])}
-    return [hashed[u] if u in hashed else (u, known[u], None) for u in images]
-
-
-@task(cache_policy=NONE)
 def sort_items(
-    hashed: list[tuple[str, str | None, str | None]], done: dict[str, ManifestRow], only: list[str] | None, job: RestoreJob
-) -> tuple[list[ManifestRow], list[tuple[str, str]]]:
-    """(rows of items settled without work: unreadable, or done before; items to colorize)."""
+    images: dict[str, str], earlier: list[ManifestRow], done: dict[str, ManifestRow], only: list[str] | None, job: RestoreJob
+) -> tuple[list[ManifestRow], list[str]]:
+    """(rows of items settled without reading: done before, by the stamp their listing still shows
+    (`listed_hashes`); sources to read, in listing order). What a source holds is otherwise learnt
+    by the worker that reads it to colorize it: each file is read once."""
+    known = listed_hashes(earlier, images)
     rows, todo = [], []
-    for uri, cid, error in hashed:
-        if error:
-            rows.append(job.row(uri, cid, error=error))
-        elif cid in done:
+    for uri in images:
+        cid = known.get(uri)
+        if cid in done:
             rows.append(skipped_row(job, uri, done[cid]))
-        elif only is None or cid in only:
-            todo.append((uri, cid))
+        elif cid is None or only is None or cid in only:
+            todo.append(uri)
     return rows, todo
 
 
@@ -317,18 +323,23 @@ def skipped_row(job: RestoreJob, uri: str, earlier: ManifestRow) -> ManifestRow:
 
 
 @task(cache_policy=NONE)
-def restore_on_dask(batches: list[list[tuple[str, str]]], job: RestoreJob, scheduler: str, progress: bool = True) -> list[ManifestRow]:
+def restore_on_dask(
+    batches: list[list[str]], job: RestoreJob, scheduler: str, done: dict[str, ManifestRow], only: list[str] | None = None, progress: bool = True
+) -> list[ManifestRow]:
     """Batches on the workers (the scheduler hands each about one at a time); each finished batch's manifest rows
-    are written at once, so a killed run leaves a record of what it completed."""
+    are written at once, so a killed run leaves a record of what it completed. `done` and `only` as
+    for `sort_items`: the workers set aside what they find done, and this completes its rows."""
     from rich.progress import Progress
 
     rows: list[ManifestRow] = []
     with connect(scheduler, set_as_default=False) as client, Progress(disable=not progress, transient=True) as bar:
         todo = bar.add_task("colorizing", total=sum(len(b) for b in batches))
-        for part, (_, batch_rows) in enumerate(map_as_completed(client, restore_batch, ((b, job) for b in batches))):
+        [settled] = client.scatter([Settled(frozenset(done), frozenset(only) if only is not None else None)], broadcast=True)
+        for part, (i, batch_rows) in enumerate(map_as_completed(client, restore_batch, ((b, job, settled) for b in batches))):
+            batch_rows = [skipped_row(job, r.source, done[r.content_hash]) if r.status == "skipped" else r for r in batch_rows]
             write_manifest(job.layout.part(job.run_id, part), batch_rows)
             rows.extend(batch_rows)
-            bar.advance(todo, len(batch_rows))
+            bar.advance(todo, len(batches[i]))
     return rows
 
 

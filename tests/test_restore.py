@@ -153,8 +153,8 @@ def test_rerun_skips_done_and_retries_failed(first_run, collection, package):
 
 
 def test_a_rerun_reads_only_sources_whose_listing_changed(package, tmp_path, prefect_harness):
-    """The manifest keeps each source's listing stamp beside its hash. A rerun hashes only what was
-    touched (found done by its hash all the same) or replaced (colorized); a file whose size, time
+    """The manifest keeps each source's listing stamp beside its hash. A rerun reads only what was
+    touched or copied (found done by its hash all the same) or replaced (colorized); a file whose size, time
     and inode are unchanged is not read at all: here its bytes were rewritten in place behind the
     stamp, and the rerun still skips it, which it could not if it had read them."""
     from flows.restore import restore_flow
@@ -173,11 +173,13 @@ def test_a_rerun_reads_only_sources_whose_listing_changed(package, tmp_path, pre
     os.utime(src / "hopper.jpg", ns=(st.st_atime_ns, st.st_mtime_ns))
     os.utime(src / "cat.jpg", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched: same content
     gray_of("coffee.png").save(src / "rocket.jpg", quality=90)  # replaced: new content
+    (src / "cat-again.jpg").write_bytes((src / "cat.jpg").read_bytes())  # new name, content done before
 
     again = restore_flow(str(src), str(dest), model=package, progress=False, review=False)
     rows = {os.path.basename(r.source): r for r in read_manifest(again.manifest)}
-    assert (again.done, again.skipped, again.failed) == (1, 2, 0)
+    assert (again.done, again.skipped, again.failed) == (1, 3, 0)
     assert rows["rocket.jpg"].status == "done" and rows["cat.jpg"].status == rows["hopper.jpg"].status == "skipped"
+    assert rows["cat-again.jpg"].status == "skipped" and rows["cat-again.jpg"].output == rows["cat.jpg"].output  # found by its worker
     assert rows["cat.jpg"].source_stamp != next(r for r in read_manifest(first.manifest) if r.source.endswith("cat.jpg")).source_stamp
 
 

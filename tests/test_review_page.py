@@ -111,11 +111,12 @@ def test_decisions_imported_limit_a_later_restore_to_rejected_items(run, tmp_pat
     root, src, s = run
     rows = pq.read_table(s.manifest).to_pylist()
     target = next(r for r in rows if r["status"] == "done")
+    other = next(r for r in rows if r["content_hash"] != target["content_hash"])
     decisions = tmp_path / "decisions.csv"
     decisions.write_text(
         "content_hash,source,decision,decided_at\n"
         f"{target['content_hash']},{target['source']},rejected,2026-11-30T10:00:00Z\n"
-        f"{rows[1]['content_hash'] or 'x'},{rows[1]['source']},approved,2026-11-30T10:00:01Z\n"
+        f"{other['content_hash'] or 'x'},{other['source']},approved,2026-11-30T10:00:01Z\n"
     )
     out = import_decisions_flow(str(decisions), str(root / "dest"))
     assert out["decisions"] == 2 and pq.read_table(out["recorded"]).num_rows == 2
