@@ -98,7 +98,7 @@ def stack_up(state: Path, ports: StackPorts = StackPorts()) -> dict:
             "dask-scheduler",
             [_bin("dask"), "scheduler", "--host", "127.0.0.1", "--port", str(ports.dask), "--no-dashboard"],
             logs,
-            env=QUIET,
+            env={**QUIET, **dask_env_vars()},
         )
         record("dask-scheduler", pid, env["COLORIZE_DASK_ADDRESS"])
         _wait_port(ports.dask, pid, "dask scheduler")

@@ -337,7 +337,7 @@ def production_up(root: Path, ports: Ports = Ports(), restore_from: Path | None 
         tls_args = ["--tls-ca-file", str(tls / "ca.pem")]
         scheduler = [_bin("dask"), "scheduler", "--host", "127.0.0.1", "--port", str(ports.dask), "--protocol", "tls", "--no-dashboard",
                      *tls_args, "--tls-cert", str(tls / "scheduler.pem"), "--tls-key", str(tls / "scheduler.key")]  # fmt: skip
-        record("dask-scheduler", _spawn("dask-scheduler", scheduler, logs, env=QUIET), f"tls://127.0.0.1:{ports.dask}")
+        record("dask-scheduler", _spawn("dask-scheduler", scheduler, logs, env={**QUIET, **dask_env_vars()}), f"tls://127.0.0.1:{ports.dask}")
         worker_env = {**QUIET, **dask_env_vars(), **client_env(sec, ports, tls)}
         for i in range(2):
             worker = [_bin("dask"), "worker", f"tls://127.0.0.1:{ports.dask}", "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
@@ -457,6 +457,7 @@ def render_compose(ports: Ports = Ports()) -> dict:
                 "build": build,
                 "command": f"dask scheduler --host 0.0.0.0 --port {ports.dask} --protocol tls --no-dashboard {tls_args} "
                 "--tls-cert /run/secrets/tls/scheduler.pem --tls-key /run/secrets/tls/scheduler.key",
+                "environment": dask_env_vars(),
                 "volumes": [f"{secrets_dir}/tls:/run/secrets/tls:ro"],
                 "ports": [_published(ports.dask)],
             },
