@@ -16,7 +16,7 @@ from typing import Optional
 
 import typer
 
-from tasks.state import apply_embedded_defaults, prefect_database_missing
+from tasks.state import apply_embedded_defaults, prefect_database_missing, without_flow_heartbeats
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 _debug = False
@@ -30,6 +30,8 @@ def main(ctx: typer.Context, debug: bool = typer.Option(False, "--debug", help="
     global _debug
     _debug = debug
     home = apply_embedded_defaults()
+    if not os.environ.get("PREFECT_API_URL"):  # the temporary API: nobody to read flow heartbeats
+        ctx.with_resource(without_flow_heartbeats())
     runs_flows = ctx.invoked_subcommand not in (None, "stack", "train-settings", "image")
     if runs_flows and prefect_database_missing(home) and sys.argv[-1] not in ("--help", "-h"):
         typer.echo(f"Prefect: no server configured; preparing the temporary local API's database in {home} (first run only)", err=True)

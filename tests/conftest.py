@@ -43,7 +43,9 @@ def prefect_harness(tmp_path_factory):
     os.environ.setdefault("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect")))
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    from tasks.state import without_flow_heartbeats
+
+    with prefect_test_harness(server_startup_timeout=120), without_flow_heartbeats():
         yield
 
 
