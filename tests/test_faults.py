@@ -216,3 +216,19 @@ def test_writes_behind_the_work_report_each_item_and_stay_bounded(tmp_path):
         assert set(heard) == {"a", "b"}  # c is still in flight until the writer closes
     assert heard["a"] is None and heard["c"] is None and isinstance(heard["b"], OSError)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jpg", "a.png", "b.jpg", "c.jpg", "c.png"]
+
+
+def test_jobs_reach_the_scheduler_a_window_at_a_time():
+    """A collection of millions of photos is not put into the scheduler's graph at once: at most a
+    window of jobs is held, topped up as they finish, and every job's result comes back once."""
+    from distributed import Client, LocalCluster
+
+    from tasks.cluster import map_as_completed
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+        results, held = [], []
+        for i, r in map_as_completed(client, pow, ((i, 2) for i in range(40)), window=6):
+            results.append((i, r))
+            held.append(len(client.futures))
+    assert sorted(results) == [(i, i * i) for i in range(40)]
+    assert max(held) <= 6 + 1  # the window, and the future just handed out (released on the next step)
