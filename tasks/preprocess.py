@@ -23,7 +23,7 @@ from colorize_core.imageio import ImageReadError
 from colorize_core.shards import PreprocessConfig, check_schema, content_hash, make_row, rows_to_table
 from tasks import logger as get_run_logger
 from tasks.cluster import connect, map_as_completed
-from tasks.storage import atomic_write, filesystem, full_url, join, list_stamped, read_bytes, remove_tree, retrying
+from tasks.storage import atomic_write, filesystem, full_url, join, list_stamped, read_ahead, remove_tree, retrying
 
 QUARANTINE_SCHEMA = pa.schema([("source", pa.string()), ("id", pa.string()), ("reason", pa.string()), ("run_id", pa.string())])
 # `_sources/run-<id>.parquet`: each file a run read, with its listing stamp and its content's id, so
@@ -67,10 +67,12 @@ def build_shard(items: list[tuple[str, str | None]], staging_url: str, cfg: Prep
     file read is returned with its content's id (`read`)."""
     _limit_threads()
     rows, bad, counts, seen, read = [], [], {"already_present": 0, "previously_quarantined": 0, "duplicates": 0}, set(), []
-    for uri, split in items:
-        cid = None
+    splits = dict(items)
+    for uri, data in read_ahead(splits):  # the next files arrive while this one is decoded
+        cid, split = None, splits[uri]
         try:
-            data = retrying(lambda: read_bytes(uri), uri)
+            if isinstance(data, Exception):
+                raise data
             cid = content_hash(data)
             read.append((uri, cid))
             if cid in known.ids:

@@ -32,7 +32,7 @@ from tasks.credentials import CredentialSigner, SigningIdentity
 from tasks.layout import DestLayout, KeyEscapeError, version_folder
 from tasks.manifest import ManifestRow, read_manifests, write_manifest
 from tasks.registry import ModelRef
-from tasks.storage import WriteBehind, atomic_write, filesystem, join, read_bytes, remove_tree, retrying
+from tasks.storage import WriteBehind, atomic_write, filesystem, join, read_ahead, read_bytes, remove_tree
 
 KEEP_DECODED_PIXELS = 64_000_000  # above this a batch re-decodes instead of holding every image
 THUMB, PREVIEW = 256, 1024  # review page picture sizes (long side)
@@ -188,11 +188,12 @@ def restore_batch(items: list[str], job: RestoreJob, settled: Settled) -> list[M
     rows: list[ManifestRow] = []
     ready: list[tuple[ManifestRow, DecodedImage | None, bytes, float]] = []
     kept = 0
-    for source in items:
+    for source, data in read_ahead(items):  # the next files arrive while this one is decoded
         t0 = time.perf_counter()
         row = job.row(source, None)
         try:
-            data = retrying(lambda: read_bytes(source), source)
+            if isinstance(data, Exception):
+                raise data
             row.content_hash = content_hash(data)
             if row.content_hash in settled.done:
                 row.status = "skipped"

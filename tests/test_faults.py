@@ -200,6 +200,42 @@ def test_an_object_store_write_is_one_request(s3, monkeypatch):
     assert read_bytes(f"s3://{s3.bucket}/one-request/a.jpg") == data
 
 
+def test_reads_from_an_object_store_overlap_a_few_at_a_time(s3, monkeypatch):
+    """Files come back in order, a missing one as its error in its place, while up to `depth` GETs are
+    in flight at once (the latency of one hides behind the others and the caller's work)."""
+    import asyncio
+
+    import s3fs
+
+    from tasks.storage import read_ahead
+
+    fs = s3.fs()
+    urls = []
+    for i in range(12):
+        fs.pipe(f"{s3.bucket}/ahead/{i:02d}.jpg", bytes([i]) * 1000)
+        urls.append(f"s3://{s3.bucket}/ahead/{i:02d}.jpg")
+    urls.insert(5, f"s3://{s3.bucket}/ahead/missing.jpg")
+    in_flight, most, real = [0], [0], s3fs.S3FileSystem._call_s3
+
+    async def spy(self, method, *a, **kw):
+        if method != "get_object":
+            return await real(self, method, *a, **kw)
+        in_flight[0] += 1
+        most[0] = max(most[0], in_flight[0])
+        try:
+            await asyncio.sleep(0.05)  # an object store farther away than loopback
+            return await real(self, method, *a, **kw)
+        finally:
+            in_flight[0] -= 1
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "_call_s3", spy)
+    out = list(read_ahead(urls, depth=3))
+    assert [u for u, _ in out] == urls
+    assert isinstance(out[5][1], FileNotFoundError)
+    assert [d for u, d in out if "missing" not in u] == [bytes([i]) * 1000 for i in range(12)]
+    assert 1 < most[0] <= 3
+
+
 def test_writes_behind_the_work_report_each_item_and_stay_bounded(tmp_path):
     """Restore writes an image's files while it joins the next: each item hears of its own writes only
     (a failed write fails that item, not its neighbours), and never more than `groups` items wait."""
