@@ -23,7 +23,7 @@ from colorize_core.imageio import ImageReadError
 from colorize_core.shards import PreprocessConfig, check_schema, content_hash, make_row, rows_to_table
 from tasks import logger as get_run_logger
 from tasks.cluster import connect, map_as_completed
-from tasks.storage import atomic_write, filesystem, full_url, join, list_stamped, read_ahead, remove_tree, retrying
+from tasks.storage import atomic_write, filesystem, full_url, join, known_by_stamp, list_stamped, read_ahead, remove_tree, retrying
 
 QUARANTINE_SCHEMA = pa.schema([("source", pa.string()), ("id", pa.string()), ("reason", pa.string()), ("run_id", pa.string())])
 # `_sources/run-<id>.parquet`: each file a run read, with its listing stamp and its content's id, so
@@ -156,35 +156,33 @@ def known_content(shards_url: str) -> KnownContent:
 
 
 @task(retries=3, retry_delay_seconds=2, cache_policy=NONE)
-def recorded_sources(shards_url: str) -> dict[str, tuple[str, str]]:
-    """{file: (its listing stamp, its content's id)} as the latest run that read it recorded."""
+def recorded_sources(shards_url: str) -> dict[tuple[str, str], str]:
+    """{(file, its listing stamp): its content's id} for every file an earlier run read."""
     fs, root = filesystem(join(shards_url, "_sources"))
-    recorded: dict[str, tuple[str, str]] = {}
+    recorded: dict[tuple[str, str], str] = {}
     if fs.exists(root):
-        for path in sorted(fs.glob(join(root, "*.parquet"))):  # run ids begin with their time: oldest first
+        for path in fs.glob(join(root, "*.parquet")):
             with fs.open(path, "rb") as f:
                 t = pq.read_table(f, columns=["source", "stamp", "id"])
-            recorded.update(zip(t.column("source").to_pylist(), zip(t.column("stamp").to_pylist(), t.column("id").to_pylist())))
+            recorded.update(zip(zip(t.column("source").to_pylist(), t.column("stamp").to_pylist()), t.column("id").to_pylist()))
     return recorded
 
 
 def settled_by_listing(
-    images: dict[str, str], recorded: dict[str, tuple[str, str]], known: KnownContent
+    images: dict[str, str], recorded: dict[tuple[str, str], str], known: KnownContent
 ) -> tuple[list[str], dict[str, int]]:
     """(files to read, counts of those settled without reading): a file listed with the stamp a run
-    recorded when it read it, whose content is still in the shards (or quarantined from this file),
-    has nothing new to give, as rsync's quick check would judge it. A file rewritten in place with
-    its size, time and inode kept goes unnoticed until its stamp changes."""
+    recorded when it read it (`storage.known_by_stamp`), whose content is still in the shards (or
+    quarantined from this file), has nothing new to give."""
+    by_stamp = known_by_stamp(images, recorded)
     todo, counts = [], {"already_present": 0, "previously_quarantined": 0}
-    for uri, stamp in images.items():
-        stamp_then, cid = recorded.get(uri, (None, None))
-        if stamp_then != stamp:
-            todo.append(uri)
-        elif cid in known.ids:
+    for uri in images:
+        cid = by_stamp.get(uri)
+        if cid is not None and cid in known.ids:
             counts["already_present"] += 1
-        elif (uri, cid) in known.quarantined:
+        elif cid is not None and (uri, cid) in known.quarantined:
             counts["previously_quarantined"] += 1
-        else:  # its content left the shards since: read it again
+        else:  # new, changed, or its content left the shards since: read it
             todo.append(uri)
     return todo, counts
 

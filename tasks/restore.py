@@ -32,7 +32,7 @@ from tasks.credentials import CredentialSigner, SigningIdentity
 from tasks.layout import DestLayout, KeyEscapeError, version_folder
 from tasks.manifest import ManifestRow, read_manifests, write_manifest
 from tasks.registry import ModelRef
-from tasks.storage import WriteBehind, atomic_write, filesystem, join, read_ahead, read_bytes, remove_tree
+from tasks.storage import WriteBehind, atomic_write, filesystem, join, known_by_stamp, read_ahead, read_bytes, remove_tree
 
 KEEP_DECODED_PIXELS = 64_000_000  # above this a batch re-decodes instead of holding every image
 THUMB, PREVIEW = 256, 1024  # review page picture sizes (long side)
@@ -290,22 +290,14 @@ def previous_version(rows: list[ManifestRow], ref: ModelRef) -> str | None:
     return version_folder(ref.name, newest)
 
 
-def listed_hashes(rows: list[ManifestRow], images: dict[str, str]) -> dict[str, str]:
-    """source -> content hash for the sources listed with the stamp an earlier run recorded beside
-    their hash: a rerun over a collection does not read every file again to learn it is done (the
-    quick check of rsync: a rewrite that keeps size and modification time goes unnoticed)."""
-    recorded = {(r.source, r.source_stamp): r.content_hash for r in rows if r.source_stamp and r.content_hash}
-    return {u: recorded[(u, st)] for u, st in images.items() if (u, st) in recorded}
-
-
 @task(cache_policy=NONE)
 def sort_items(
     images: dict[str, str], earlier: list[ManifestRow], done: dict[str, ManifestRow], only: list[str] | None, job: RestoreJob
 ) -> tuple[list[ManifestRow], list[str]]:
     """(rows of items settled without reading: done before, by the stamp their listing still shows
-    (`listed_hashes`); sources to read, in listing order). What a source holds is otherwise learnt
-    by the worker that reads it to colorize it: each file is read once."""
-    known = listed_hashes(earlier, images)
+    beside their hash in a manifest; sources to read, in listing order). What a source holds is
+    otherwise learnt by the worker that reads it to colorize it: each file is read once."""
+    known = known_by_stamp(images, {(r.source, r.source_stamp): r.content_hash for r in earlier if r.source_stamp and r.content_hash})
     rows, todo = [], []
     for uri in images:
         cid = known.get(uri)

@@ -252,3 +252,10 @@ def stamp(info: dict) -> str:
     replacement gets a new inode)."""
     tag = info.get("ETag") or info.get("etag") or f"{info.get('mtime', info.get('LastModified', ''))}:{info.get('ino', '')}"
     return f"{info.get('size')}:{tag}"
+
+
+def known_by_stamp(listed: dict[str, str], recorded: dict[tuple[str, str], str]) -> dict[str, str]:
+    """{url: content id} for the files `listed` ({url: stamp}) with the stamp an earlier run recorded
+    beside their content id ({(url, stamp): id}): what a rerun knows without reading them (rsync's
+    quick check: a rewrite that keeps size, time and inode goes unnoticed until its stamp changes)."""
+    return {u: recorded[(u, st)] for u, st in listed.items() if (u, st) in recorded}
