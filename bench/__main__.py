@@ -4,7 +4,7 @@ import importlib
 import os
 import sys
 
-SUITES = ["startup", "core", "preprocess", "train", "restore", "review"]
+SUITES = ["startup", "core", "preprocess", "train", "restore", "review", "gpu"]
 
 
 def machine() -> str:

@@ -105,15 +105,20 @@ def samples(images: Iterable[tuple[np.ndarray, np.ndarray]], degraded: DegradeCo
 
 
 def predicted(pkg, items: Iterable[Sample], batch: int = 8, bf16: bool = False) -> Iterator[tuple[list[Sample], Prediction]]:
-    """Batches of samples with the network's prediction on their L_in: one forward pass each."""
+    """Batches of samples with the network's prediction on their L_in: one forward pass each, on the
+    model's device; the logits come back to the CPU, where scoring (numpy) happens."""
+
+    def run(buf: list[Sample]) -> Prediction:
+        return Prediction(predict(pkg.model, torch.stack([torch.from_numpy(x.L_in) for x in buf])[:, None], bf16).logits.cpu())
+
     buf: list[Sample] = []
     for s in items:
         buf.append(s)
         if len(buf) == batch:
-            yield buf, predict(pkg.model, torch.stack([torch.from_numpy(x.L_in) for x in buf])[:, None], bf16)
+            yield buf, run(buf)
             buf = []
     if buf:
-        yield buf, predict(pkg.model, torch.stack([torch.from_numpy(x.L_in) for x in buf])[:, None], bf16)
+        yield buf, run(buf)
 
 
 def prior_mean_ab(bins, temperature: float = PAPER_TEMPERATURE) -> np.ndarray:

@@ -19,6 +19,7 @@ from .constants import AB_NORM, L_CENT, L_NORM
 ARCHS = {
     # name: (width multiplier, middle blocks among 5-7)
     "eccv16": (1.0, 3),
+    "medium": (0.5, 3),
     "small": (0.25, 3),
     "tiny": (0.125, 1),
 }
@@ -27,7 +28,7 @@ BASE_CHANNELS = (64, 128, 256, 512, 512, 512, 512, 256)
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "small"  # eccv16 (reference, ~32 M parameters) | small (~2 M) | tiny (tests)
+    arch: str = "small"  # eccv16 (reference, ~32 M parameters) | medium (~8 M) | small (~2 M) | tiny (tests)
     q: int = 313  # bins of the bin set the classifier predicts
 
     def __post_init__(self):

@@ -148,7 +148,7 @@ def bins(
 def train(
     shards: str = typer.Argument(...),
     bins: str = typer.Option(..., help="bin set from `colorize bins`"),
-    arch: str = typer.Option("small", help="eccv16 | small | tiny"),
+    arch: str = typer.Option("small", help="eccv16 | medium | small | tiny"),
     config: Optional[str] = typer.Option(None, help="JSON file of TrainConfig fields (nested sections as objects)"),
     set_: list[str] = typer.Option([], "--set", help="KEY=VALUE on TrainConfig, e.g. steps=8000, augment.crop=176, gan.weight=0.01"),
     epochs: Optional[float] = typer.Option(None, help="instead of steps: passes over the training rows"),

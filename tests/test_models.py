@@ -73,6 +73,7 @@ def test_forward_shapes(arch):
 
 def test_parameter_counts():
     assert 31e6 < parameter_count(Colorizer(ModelConfig("eccv16"))) < 33e6
+    assert 7.5e6 < parameter_count(Colorizer(ModelConfig("medium"))) < 8.5e6
     assert 1.5e6 < parameter_count(Colorizer(ModelConfig("small"))) < 2.5e6
 
 

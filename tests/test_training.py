@@ -158,3 +158,34 @@ def test_precision_is_chosen_by_measurement_unless_set(photo_shards, tmp_path):
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), "measuring leaves BatchNorm statistics as they were"
     cfg = TrainConfig(steps=1, batch_size=2, val_every=1000, checkpoint_every=1000, loader_workers=0, precision="float32", augment=AUG)
     assert _run(photo_shards, tmp_path, cfg).precision == "float32"
+
+
+def test_gpu_script_sizes_runs_to_its_budget_and_keeps_the_best(photo_shards, tmp_path, mlflow_tmp):
+    """infra/train_on_gpu.py runs once per GPU lease, so it is run here on the CPU: a run is calibrated,
+    planned into the time left, validated, its best weights come back as a loadable checkpoint, and
+    infra/track_gpu_runs.py records it in MLflow afterwards."""
+    import mlflow
+
+    from colorize_core.package import package_from_checkpoint
+    from infra.track_gpu_runs import main as track
+
+    out = tmp_path / "out"
+    cmd = [sys.executable, "infra/train_on_gpu.py", str(photo_shards), str(photo_shards / "bins.npz"), str(out)]
+    cmd += ["--seconds", "30", "--calibrate", "5", "--reserve", "12", "--validations", "2", "--scratch", str(tmp_path / "ckpt")]
+    cmd += ["--run", "t:tiny:4:1e-3"]
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    subprocess.run(cmd, check=True, env=env, timeout=120, capture_output=True)
+    rows = [json.loads(line) for line in (out / "t.history.jsonl").read_text().splitlines()]
+    history, summary = rows[:-1], rows[-1]["summary"]
+    assert summary["steps"] >= 50 and summary["result"]["steps"] == summary["steps"]
+    assert [r["step"] for r in history][-1] == summary["steps"] and len(history) >= 2
+    best = max(history, key=lambda r: r["auc_rebalanced"])
+    pkg = package_from_checkpoint(str(out / "t.pt"), BinSet.load(str(photo_shards / "bins.npz")))
+    assert pkg.meta["step"] == best["step"] == summary["result"]["best_step"]
+    assert next(iter(pkg.model.parameters())).dtype == torch.float32  # float16 on disk, float32 in use
+    track([str(out)])
+    run = mlflow.search_runs(experiment_names=["colorization"], output_format="list")[0]
+    assert run.info.run_name == "gpu-t" and run.data.params["arch"] == "tiny"
+    steps = [m.step for m in mlflow.MlflowClient().get_metric_history(run.info.run_id, "auc_rebalanced")]
+    assert steps == [r["step"] for r in history]
+    assert [a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "checkpoint")] == ["checkpoint/t.pt"]
