@@ -63,9 +63,12 @@ def augment(L: np.ndarray, ab: np.ndarray, cfg: AugmentConfig, rng: random.Rando
 class ShardStream(IterableDataset):
     """Endless training examples from shards, split over DDP ranks and loader workers.
 
-    Each epoch is a deterministic function of (seed, epoch, part) and is shuffled within a buffer
-    that empties at the epoch's end; every example carries (epoch, index), so a resumed run restarts
-    at an exact position and sees the batches an uninterrupted run would have seen.
+    Each (rank, worker) pair reads its own part of every epoch; an epoch of a part is a
+    deterministic function of (seed, epoch, part), shuffled within a buffer that empties at the
+    epoch's end. Every example carries (epoch, index, worker slot), so a resumed run restarts
+    each part at its exact position. The loader hands out batches from its workers in turn, so a
+    run resumed at step s rotates the slots by s: the batch after the resume comes from the part
+    an uninterrupted run would have drawn it from, and the run sees the same batches.
     """
 
     def __init__(
@@ -76,10 +79,12 @@ class ShardStream(IterableDataset):
         seed: int = 0,
         rank: int = 0,
         world: int = 1,
-        start: tuple[int, int] = (0, 0),  # (epoch, examples of that epoch already consumed)
+        start: list[tuple[int, int]] = ((0, 0),),  # per worker slot: (epoch, examples of that epoch consumed)
+        rotation: int = 0,  # the step the run (re)starts at; slot = (worker id + rotation) % workers
     ):
         self.urls, self.open_file, self.cfg = list(urls), open_file, cfg
-        self.seed, self.rank, self.world, self.start = seed, rank, world, start
+        self.seed, self.rank, self.world = seed, rank, world
+        self.start, self.rotation = [tuple(p) for p in start], rotation
 
     def _epoch(self, epoch: int, part: int, parts: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         rng = random.Random(f"{self.seed}-{epoch}-{part}")
@@ -99,19 +104,22 @@ class ShardStream(IterableDataset):
         rng.shuffle(buffer)
         yield from buffer
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, int, int]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, int, int, int]]:
         info = get_worker_info()
-        if info is not None and info.num_workers > 1:
-            raise ValueError("ShardStream runs in at most one loader worker per rank (exact resume)")
-        epoch, skip = self.start
+        workers, worker_id = (info.num_workers, info.id) if info is not None else (1, 0)
+        if workers != len(self.start):
+            raise ValueError(f"the stream was set up for {len(self.start)} loader workers, runs in {workers}")
+        slot = (worker_id + self.rotation) % workers
+        part = self.rank * workers + slot  # with one worker: the rank, as before slots existed
+        epoch, skip = self.start[slot]
         while True:
             n = 0
-            for i, (L, ab) in enumerate(self._epoch(epoch, self.rank, self.world)):
+            for i, (L, ab) in enumerate(self._epoch(epoch, part, self.world * workers)):
                 n += 1
                 if i >= skip:
-                    yield L, ab, epoch, i
+                    yield L, ab, epoch, i, slot
             if n == 0:
-                raise ValueError(f"rank {self.rank} has no training rows in {len(self.urls)} shards")
+                raise ValueError(f"rank {self.rank}, loader slot {slot} has no training rows in {len(self.urls)} shards")
             epoch, skip = epoch + 1, 0
 
 

@@ -57,7 +57,7 @@ class TrainConfig:
     val_images: int = 32  # validation images scored each time
     checkpoint_every: int = 200
     select_metric: str = "auc_rebalanced"  # the model returned is the best validation by this
-    loader_workers: int = 1  # 0 loads in the training process
+    loader_workers: int = 1  # per process; 0 loads in the training process. A resume keeps the run's count
     precision: str = "auto"  # auto (bfloat16 where measured faster, see inference.bf16_pays) | float32 | bfloat16
     augment: AugmentConfig = AugmentConfig()
     encoding: EncodingConfig = EncodingConfig()
@@ -169,7 +169,7 @@ def save_checkpoint(
         "opt_g": opt_g.state_dict(),
         "opt_d": opt_d.state_dict() if opt_d is not None else {},
         "step": step,
-        "position": torch.tensor(position, dtype=torch.long),  # (world, 2): (epoch, index) per rank
+        "position": torch.tensor(position, dtype=torch.long),  # (world, workers, 2): (epoch, index) per rank and loader slot
         "rng": torch.get_rng_state(),
         "model_config": dataclasses.asdict(model_cfg),
         "train_config": dataclasses.asdict(cfg),
@@ -205,7 +205,8 @@ def train(
         [p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay
     )
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.gan.lr, betas=(0.5, 0.999)) if disc is not None else None
-    step, position = 0, [(0, 0)] * world
+    slots = max(1, cfg.loader_workers)
+    step, position = 0, [[(0, 0)] * slots for _ in range(world)]
     if init_state is not None and not resume:
         model.load_state_dict(init_state)
     if resume:
@@ -218,7 +219,12 @@ def train(
             disc.load_state_dict(state["disc"])
             opt_d.load_state_dict(state["opt_d"])
         step = int(state["step"])
-        position = [tuple(p) for p in state["position"].tolist()]
+        saved = state["position"] if state["position"].dim() == 3 else state["position"][:, None]  # (world, 2): one slot
+        if saved.shape[1] != slots:
+            raise ValueError(
+                f"{resume} was trained with {saved.shape[1]} loader workers a process: resume with loader_workers={saved.shape[1]}"
+            )
+        position = [[tuple(p) for p in rank_slots] for rank_slots in saved.tolist()]
         torch.set_rng_state(state["rng"])
         if cfg.precision == "auto":  # the precision the run measured at its start: a resumed run replays it exactly
             cfg = dataclasses.replace(cfg, precision=state["train_config"].get("precision", "float32"))
@@ -231,7 +237,7 @@ def train(
     encoder = SoftEncoder(bins, cfg.encoding)
     weights = torch.tensor(bins.weights, dtype=torch.float32, device=device)
     centres = torch.from_numpy(bins.centres).to(device)
-    stream = ShardStream(shard_urls, open_file, cfg.augment, cfg.seed, rank, world, start=position[rank])
+    stream = ShardStream(shard_urls, open_file, cfg.augment, cfg.seed, rank, world, start=position[rank], rotation=step)
     loader = DataLoader(
         stream,
         batch_size=cfg.batch_size,
@@ -250,7 +256,7 @@ def train(
     batches = iter(loader)
     while step < cfg.total_steps:
         t0 = time.perf_counter()
-        L, ab, epochs, index = next(batches)
+        L, ab, epochs, index, slot = next(batches)
         waited += time.perf_counter() - t0
         L = L.to(device, non_blocking=True)
         target = ab[:, :, 2::4, 2::4].permute(0, 2, 3, 1)  # (B, h, w, 2) int8 at the logits' resolution
@@ -301,7 +307,9 @@ def train(
             opt_g.step()
             values["loss"] = loss.item()
         step += 1
-        position = _gather_position((int(epochs[-1]), int(index[-1]) + 1), world)
+        mine = list(position[rank])
+        mine[int(slot[-1])] = (int(epochs[-1]), int(index[-1]) + 1)
+        position = _gather_position(mine, world)
         if rank == 0:
             values["epoch"] = float(epochs[-1])
             hooks.metrics(step, values)
@@ -343,12 +351,12 @@ def _precision(model: Colorizer, cfg: TrainConfig, device: torch.device) -> tupl
     return bf16_pays(model, example, train=True)
 
 
-def _gather_position(mine: tuple[int, int], world: int) -> list[tuple[int, int]]:
+def _gather_position(mine: list[tuple[int, int]], world: int) -> list[list[tuple[int, int]]]:
     if world == 1:
         return [mine]
     out: list = [None] * world
     dist.all_gather_object(out, mine)
-    return [tuple(p) for p in out]
+    return [[tuple(p) for p in slots] for slots in out]
 
 
 def steps_for_epochs(epochs: float, train_rows: int, batch_size: int, world: int = 1) -> int:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from colorize_core.bins import BinSet
@@ -52,14 +53,23 @@ def test_loss_falls_and_validation_runs(photo_shards, tmp_path):
     assert len(rec.checkpoints) == 2 and result.best_step in (30, 60)
 
 
-def test_resume_continues_exactly_with_degradations(photo_shards, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_resume_continues_exactly_with_degradations(photo_shards, tmp_path, workers):
+    """With several loader workers too: each keeps its own position, and the resumed loader starts at
+    the worker whose turn it was (step 3 of 2 workers: the second)."""
     aug = dataclasses.replace(AUG, degrade=DegradeConfig(p=0.8))
-    cfg = TrainConfig(steps=6, batch_size=3, checkpoint_every=3, val_every=1000, loader_workers=1, augment=aug)
-    whole = _run(photo_shards, tmp_path / "a", cfg).model.state_dict()
+    cfg = TrainConfig(steps=6, batch_size=3, checkpoint_every=3, val_every=1000, loader_workers=workers, augment=aug)
+    rec = Recorder()
+    whole = _run(photo_shards, tmp_path / "a", cfg, hooks=rec).model.state_dict()
     # continue from the uninterrupted run's step-3 checkpoint, as after a kill
-    resumed = _run(photo_shards, tmp_path / "c", cfg, resume=str(tmp_path / "a" / "step-0000003.pt")).model.state_dict()
+    step3 = str(tmp_path / "a" / "step-0000003.pt")
+    resumed = _run(photo_shards, tmp_path / "c", cfg, resume=step3).model.state_dict()
     for k in whole:
         assert torch.equal(whole[k], resumed[k]), k
+    assert torch.load(step3, weights_only=True)["position"].shape == (1, workers, 2)
+    if workers == 2:
+        with pytest.raises(ValueError, match="loader_workers=2"):
+            _run(photo_shards, tmp_path / "d", dataclasses.replace(cfg, loader_workers=1), resume=step3)
 
 
 def test_gan_schedule_and_switch(photo_shards, tmp_path):
