@@ -20,6 +20,7 @@ import glob
 import json
 import multiprocessing as mp
 import os
+import sys
 import time
 from dataclasses import dataclass
 
@@ -148,7 +149,7 @@ def one_run(run: Run, args: argparse.Namespace, deadline: float) -> None:
     print(json.dumps({"done": summary}), flush=True)
 
 
-def main() -> None:
+def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("shards")
     p.add_argument("bins")
@@ -171,7 +172,8 @@ def main() -> None:
     for proc in procs:
         proc.join()
         print(f"{proc.name}: exit {proc.exitcode}", flush=True)
+    return max(abs(proc.exitcode or 0) for proc in procs)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
