@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from bench.timing import report
 from colorize_core.bins import canonical_bins
-from colorize_core.data import AugmentConfig, ShardStream
+from colorize_core.data import AugmentConfig, ShardStream, open_local
 from colorize_core.degrade import DegradeConfig
 from colorize_core.models import ModelConfig
 from colorize_core.rebalance import ABHistogram, fit_prior
@@ -48,7 +48,7 @@ def main() -> bool:
                 steps=steps, batch_size=batch, val_every=10**9, checkpoint_every=10**9, loader_workers=1,
                 augment=AUGMENT,
             )  # fmt: skip
-            r = train(bins, urls, lambda u: open(u, "rb"), ModelConfig(arch), cfg, tmp)
+            r = train(bins, urls, open_local, ModelConfig(arch), cfg, tmp)
             met = r.data_wait < DATA_WAIT_TARGET
             ok &= met
             print(
@@ -63,7 +63,7 @@ def main() -> bool:
 
 def loader_seconds(urls: list[str], workers: int, batches: int = 32) -> float:
     """Seconds for `batches` batches once the workers are running (their start is not counted)."""
-    stream = ShardStream(urls, open_binary, AUGMENT, start=[(0, 0)] * workers)
+    stream = ShardStream(urls, open_local, AUGMENT, start=[(0, 0)] * workers)
     it = iter(DataLoader(stream, batch_size=16, num_workers=workers, prefetch_factor=2))
     for _ in range(2 * workers):
         next(it)
@@ -71,7 +71,3 @@ def loader_seconds(urls: list[str], workers: int, batches: int = 32) -> float:
     for _ in range(batches):
         next(it)
     return time.perf_counter() - t0
-
-
-def open_binary(path: str):
-    return open(path, "rb")

@@ -30,6 +30,11 @@ class AugmentConfig:
     degrade: DegradeConfig = DegradeConfig()  # archival-scan degradations of L (the ab target is untouched)
 
 
+def open_local(path: str) -> BinaryIO:
+    """The `open_file` for local paths: a module-level function, so a spawned loader worker can unpickle it."""
+    return open(path, "rb")
+
+
 def read_rows(url: str, open_file: Callable[[str], BinaryIO], split: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(L (H, W) float32, ab (H, W, 2) int8) per row of `split`, one row group at a time."""
     with open_file(url) as f:

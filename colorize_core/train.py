@@ -222,7 +222,7 @@ def train(
         saved = state["position"] if state["position"].dim() == 3 else state["position"][:, None]  # (world, 2): one slot
         if saved.shape[1] != slots:
             raise ValueError(
-                f"{resume} was trained with {saved.shape[1]} loader workers a process: resume with loader_workers={saved.shape[1]}"
+                f"{resume} was trained with {saved.shape[1]} loader workers per process: resume with loader_workers={saved.shape[1]}"
             )
         position = [[tuple(p) for p in rank_slots] for rank_slots in saved.tolist()]
         torch.set_rng_state(state["rng"])

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from colorize_core.bins import BinSet
-from colorize_core.data import read_rows
+from colorize_core.data import open_local, read_rows
 from colorize_core.decoder_fit import fit_decoder
 from colorize_core.degrade import DegradeConfig
 from colorize_core.evaluation import evaluate, predicted, samples, standard_configs
@@ -27,9 +27,7 @@ OUT = Path(__file__).resolve().parents[1] / "colorize_core" / "default_model"
 
 def validation(shards: str, degraded: bool):
     urls = sorted(glob.glob(str(Path(shards) / "*.parquet")))
-    return list(
-        samples((x for u in urls for x in read_rows(u, lambda p: open(p, "rb"), "val")), DegradeConfig(p=1.0) if degraded else None)
-    )
+    return list(samples((x for u in urls for x in read_rows(u, open_local, "val")), DegradeConfig(p=1.0) if degraded else None))
 
 
 def table(pkg, previous, clean, worn) -> dict[str, dict]:

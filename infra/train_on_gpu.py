@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from colorize_core.bins import BinSet
-from colorize_core.data import AugmentConfig
+from colorize_core.data import AugmentConfig, open_local
 from colorize_core.degrade import DegradeConfig
 from colorize_core.models import ModelConfig
 from colorize_core.package import load_package
@@ -97,10 +97,6 @@ class KeepBest(Hooks):
                 os.remove(old)
 
 
-def open_binary(path: str):
-    return open(path, "rb")  # module level: the loader worker is spawned and must unpickle it
-
-
 def config(run: Run, steps: int, val_every: int, loader_workers: int) -> TrainConfig:
     return TrainConfig(
         steps=steps,
@@ -127,7 +123,7 @@ def one_run(run: Run, args: argparse.Namespace, deadline: float) -> None:
 
     def fit(steps: int, val_every: int, checkpoints: str, hooks: Hooks):
         cfg = config(run, steps, val_every, args.loader_workers)
-        return train(bins, urls, open_binary, model_cfg, cfg, checkpoints, hooks=hooks, init_state=init)
+        return train(bins, urls, open_local, model_cfg, cfg, checkpoints, hooks=hooks, init_state=init)
 
     clock = Clock(args.calibrate, warmup=args.calibrate / 3)
     try:

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from colorize_core.color import lab_to_rgb
 from colorize_core.colorize import ColorizeConfig, chroma_at_working_size
-from colorize_core.data import read_rows
+from colorize_core.data import open_local, read_rows
 from colorize_core.inference import predict
 from colorize_core.package import load_package
 
@@ -26,7 +26,7 @@ def main(package: str, shards: str, out: str, columns: int = 2) -> None:
     pkg = load_package(package)
     tiles = []
     for url in sorted(glob.glob(str(Path(shards) / "*.parquet"))):
-        for L, ab in read_rows(url, lambda p: open(p, "rb"), "val"):
+        for L, ab in read_rows(url, open_local, "val"):
             L_in = torch.from_numpy(L)[None, None]
             pred = chroma_at_working_size(pkg, L_in, predict(pkg.model, L_in), ColorizeConfig())[0].permute(1, 2, 0).numpy()
             row = [np.zeros_like(ab, np.float32), pred, ab.astype(np.float32)]

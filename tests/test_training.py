@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from colorize_core.bins import BinSet
-from colorize_core.data import AugmentConfig
+from colorize_core.data import AugmentConfig, open_local
 from colorize_core.degrade import DegradeConfig
 from colorize_core.models import ModelConfig
 from colorize_core.train import GANConfig, Hooks, TrainConfig, train
@@ -37,7 +37,7 @@ class Recorder(Hooks):
 def _run(photo_shards, tmp, cfg, resume=None, hooks=None):
     bins = BinSet.load(str(photo_shards / "bins.npz"))
     urls = sorted(glob.glob(str(photo_shards / "part-*.parquet")))
-    return train(bins, urls, lambda u: open(u, "rb"), ModelConfig("tiny"), cfg, str(tmp), resume, hooks or Hooks())
+    return train(bins, urls, open_local, ModelConfig("tiny"), cfg, str(tmp), resume, hooks or Hooks())
 
 
 def test_loss_falls_and_validation_runs(photo_shards, tmp_path):
