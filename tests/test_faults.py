@@ -268,3 +268,27 @@ def test_jobs_reach_the_scheduler_a_window_at_a_time():
             held.append(len(client.futures))
     assert sorted(results) == [(i, i * i) for i in range(40)]
     assert max(held) <= 6 + 1  # the window, and the future just handed out (released on the next step)
+
+
+def test_object_storage_starts_when_a_port_it_picked_is_taken_first(tmp_path, monkeypatch):
+    """A port free when picked can be taken before SeaweedFS binds it (a full suite once hit this):
+    start-up notices the bind error in the log and starts again on other internal ports."""
+    import socket
+
+    from infra.stack import services
+    from tests.s3 import BUCKET, KEY, S3, SECRET
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    picks = iter([taken.getsockname()[1]])  # the master's port, the first picked inside
+    real = services.free_port
+    monkeypatch.setattr(services, "free_port", lambda: next(picks, None) or real())
+    server = services.start_seaweedfs(tmp_path / "weed", KEY, SECRET, BUCKET, port=real())
+    try:
+        S3(server.url, BUCKET).fs().pipe(f"{BUCKET}/x", b"ok")
+        said = (tmp_path / "weed" / "logs" / "seaweedfs.log").read_bytes()
+        assert any(m in said for m in services.PORT_TAKEN)  # the first start did fail
+    finally:
+        server.stop()
+        taken.close()

@@ -97,19 +97,30 @@ def _bin(name: str) -> str:
     return str(here) if here.exists() else (shutil.which(name) or name)
 
 
+PORT_TAKEN = (b"address already in use", b"is not available")  # weed's words: at bind, and at its own check before
+
+
 def start_seaweedfs(data_dir: Path, key: str, secret: str, bucket: str, port: int | None = None) -> Service:
     """A real S3 server (SeaweedFS `weed mini`) on 127.0.0.1 that enforces the given credentials."""
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        _bin("weed"), "mini", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        "-master.telemetry=false", "-admin.ui=false", "-webdav=false", f"-s3.port={port}",
-        "-s3.port.iceberg=0", "-s3.port.lance=0", f"-bucket={bucket}",
-        f"-master.port={free_port()}", f"-volume.port={free_port()}", f"-filer.port={free_port()}",
-    ]  # fmt: skip
-    pid = _spawn("seaweedfs", cmd, data_dir / "logs", env={"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret})
-    url = f"http://127.0.0.1:{port}"
-    wait_http(url, pid, 60, "seaweedfs", accept=(200, 403))
+    log, url = data_dir / "logs" / "seaweedfs.log", f"http://127.0.0.1:{port}"
+    for attempt in range(3):
+        cmd = [
+            _bin("weed"), "mini", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            "-master.telemetry=false", "-admin.ui=false", "-webdav=false", f"-s3.port={port}",
+            "-s3.port.iceberg=0", "-s3.port.lance=0", f"-bucket={bucket}",
+            f"-master.port={free_port()}", f"-volume.port={free_port()}", f"-filer.port={free_port()}",
+        ]  # fmt: skip
+        logged = log.stat().st_size if log.exists() else 0
+        pid = _spawn("seaweedfs", cmd, data_dir / "logs", env={"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret})
+        try:
+            wait_http(url, pid, 60, "seaweedfs", accept=(200, 403))
+            break
+        except RuntimeError:  # an internal port free when picked was taken before weed bound it: pick others
+            said = log.read_bytes()[logged:]
+            if attempt == 2 or not any(m in said for m in PORT_TAKEN):
+                raise
     _wait_bucket(url, key, secret, bucket, pid)
     return Service("seaweedfs", pid, url, str(data_dir / "logs" / "seaweedfs.log"))
 
