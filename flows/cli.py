@@ -263,7 +263,7 @@ def _restore(source, dest, model, make_cfg, cfg_args, batch_size=None, dask_addr
     check_source(source)
     check_dest(source, dest)
     _tracking_reachable()
-    api = _prefect_api_in_background()
+    api = _PrefectApiInBackground()
     from flows.restore import restore_flow
     from tasks.cluster import ClusterInBackground
     from tasks.registry import resolve_model
@@ -292,20 +292,32 @@ def _restore(source, dest, model, make_cfg, cfg_args, batch_size=None, dask_addr
             background.close()
 
 
-def _prefect_api_in_background():
+class _PrefectApiInBackground:
     """The temporary Prefect API (when no server is configured) starts on a thread now, its start-up
-    overlapping ours; the flow finds it running. Returns the thread to join before the flow starts."""
-    import threading
+    overlapping ours; the flow finds it running. `join` waits for it and raises what the start raised.
+    When we fail first, Prefect's exit hook stops the half-started server under the thread; what the
+    thread then raises is kept, never printed, since nobody joins it."""
 
-    def start() -> None:
-        if not os.environ.get("PREFECT_API_URL"):
-            from prefect.server.api.server import SubprocessASGIServer
+    def __init__(self) -> None:
+        import threading
 
-            SubprocessASGIServer().start()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._start, daemon=True, name="prefect-api-start")
+        self.thread.start()
 
-    thread = threading.Thread(target=start, daemon=True, name="prefect-api-start")
-    thread.start()
-    return thread
+    def _start(self) -> None:
+        try:
+            if not os.environ.get("PREFECT_API_URL"):
+                from prefect.server.api.server import SubprocessASGIServer
+
+                SubprocessASGIServer().start()
+        except BaseException as e:  # noqa: BLE001 - handed to join()
+            self.error = e
+
+    def join(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def _report(s) -> None:
