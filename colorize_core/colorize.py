@@ -76,9 +76,9 @@ def join_full_resolution(img: DecodedImage, field: ChromaField, strip_rows: int 
     table, lut8, steps = gamut_tables()
     for r in range(0, H, strip_rows):
         L = np.ascontiguousarray(_l_strip(img, r, r + strip_rows), dtype=np.float32)  # (rows, W)
-        ab, outside = np.empty((2, *L.shape), np.float32), np.empty(L.shape, np.bool_)  # the strip's scratch
+        ab = np.empty((2, *L.shape), np.float32)  # the strip's chroma
         field_rows(*field.band(r, r + L.shape[0]), L, ab)
-        srgb_rows(L, ab, table, lut8, steps, img.bit_depth == 16, outside, out[r : r + L.shape[0]])
+        srgb_rows(L, ab, table, lut8, steps, img.bit_depth == 16, out[r : r + L.shape[0]])
     return out
 
 

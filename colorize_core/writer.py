@@ -83,10 +83,12 @@ def encode_output(rgb: np.ndarray, img: DecodedImage, prov: dict) -> bytes:
 
 def preview(arr: np.ndarray | Image.Image, side: int) -> Image.Image:
     """An 8-bit picture (grey stays grey) of at most `side` pixels a side, for thumbnails and review pages.
-    Box filtered: the area mean is what a reduction wants, at half the cost of Pillow's bilinear."""
+    Box filtered: the area mean is what a reduction wants. Reduced first by the largest whole factor
+    that keeps `side` (Pillow's `reduce`, a few times faster than its box resize over the whole image;
+    the same area mean where the factor is whole), then box-resized the rest of the way."""
     img = arr if isinstance(arr, Image.Image) else Image.fromarray(arr if arr.dtype == np.uint8 else (arr >> 8).astype(np.uint8))
     img = img.copy() if isinstance(arr, Image.Image) else img
-    img.thumbnail((side, side), Image.BOX, reducing_gap=2.0)
+    img.thumbnail((side, side), Image.BOX, reducing_gap=1.0)
     return img
 
 
