@@ -38,6 +38,7 @@ tests/viewer/node_modules/mirador/dist/mirador.min.js: tests/viewer/package-lock
 	touch $@
 
 test: $(STAMP) browser viewer
+	mkdir -p $(PREFECT_HOME)
 	$(PY) -m pytest -q tests
 
 bench: $(STAMP) browser
