@@ -138,20 +138,22 @@ def test_wrong_arguments_give_one_line_exit_2_and_create_nothing(cli_env, case):
 
 
 STOPPED_UNDER_ITS_START = """
-import os, sys, time
+import os, time
 os.environ.pop("PREFECT_API_URL", None)
 from prefect.server.api.server import SubprocessASGIServer
 from flows.cli import _PrefectApiInBackground
 api = _PrefectApiInBackground()
-while not any(s.server_process for s in list(SubprocessASGIServer._instances.values())):
+deadline = time.time() + 120
+while not any(s.server_process for s in list(SubprocessASGIServer._instances.values())) and time.time() < deadline:
     time.sleep(0.01)
 for s in list(SubprocessASGIServer._instances.values()):
     s.stop()  # what Prefect's exit hook does when the command fails before the API is up
 time.sleep(1)
 try:
     api.join()
-except AttributeError:
-    sys.exit(2)
+    print("joined: no error")
+except Exception as e:
+    print("joined:", type(e).__name__)
 """
 
 
@@ -161,7 +163,7 @@ def test_an_error_before_the_prefect_api_is_up_leaves_no_thread_traceback(cli_en
     root, _, env = cli_env
     env = dict(env, PYTHONPATH=os.getcwd())
     p = subprocess.run([sys.executable, "-c", STOPPED_UNDER_ITS_START], capture_output=True, text=True, env=env, timeout=300)
-    assert p.returncode == 2, p.stderr
+    assert p.returncode == 0 and "joined: AttributeError" in p.stdout, p.stdout + p.stderr  # the server went from under it
     assert "Traceback" not in p.stderr, p.stderr
 
 
