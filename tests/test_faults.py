@@ -292,3 +292,28 @@ def test_object_storage_starts_when_a_port_it_picked_is_taken_first(tmp_path, mo
     finally:
         server.stop()
         taken.close()
+
+
+def test_object_storage_ports_are_never_another_parts_grpc_port(tmp_path, monkeypatch):
+    """weed serves gRPC on each part's port + 10000 and exits when a part is given a port that is
+    another's + 10000 (CI drew such a pair once): the project never hands it one."""
+    import socket
+
+    from infra.stack import services
+    from tests.s3 import BUCKET, KEY, S3, SECRET
+
+    while True:  # a port whose twin is free too
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            first = s.getsockname()[1]
+        if first + 10000 < 65536:
+            break
+    picks = iter([first, first + 10000])  # the master's port, then what would be the volume server's
+    real = services.free_port
+    monkeypatch.setattr(services, "free_port", lambda: next(picks, None) or real())
+    server = services.start_seaweedfs(tmp_path / "weed", KEY, SECRET, BUCKET, port=real())
+    try:
+        S3(server.url, BUCKET).fs().pipe(f"{BUCKET}/x", b"ok")
+        assert b"reserved for gRPC" not in (tmp_path / "weed" / "logs" / "seaweedfs.log").read_bytes()
+    finally:
+        server.stop()

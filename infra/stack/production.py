@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from infra.stack.local import StackPorts as Ports
-from infra.stack.services import _bin, _spawn, pid_alive, stop_pid, wait_http
+from infra.stack.services import _bin, _spawn, pid_alive, stop_pid, wait_http, weed_mini
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 BUCKETS = ("archive", "mlflow-artifacts")
@@ -297,14 +297,7 @@ def production_up(root: Path, ports: Ports = Ports(), restore_from: Path | None 
             restore_databases(sec, ports, restore_from)
         (root / "s3.json").write_text(json.dumps(seaweed_identities(sec)))
         os.chmod(root / "s3.json", 0o600)
-        from tasks.cluster import free_port
-
-        weed = [
-            _bin("weed"), "mini", f"-dir={root / 'seaweedfs'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
-            "-admin.ui=false", "-webdav=false", f"-s3.port={ports.s3}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-            f"-bucket={','.join(BUCKETS)}", f"-s3.config={root / 's3.json'}",
-            f"-master.port={free_port()}", f"-volume.port={free_port()}", f"-filer.port={free_port()}",
-        ]  # fmt: skip
+        weed = weed_mini(root / "seaweedfs", ports.s3, ",".join(BUCKETS), f"-s3.config={root / 's3.json'}")
         (root / "seaweedfs").mkdir(exist_ok=True)
         record("seaweedfs", _spawn("seaweedfs", weed, logs, env=QUIET), f"http://127.0.0.1:{ports.s3}")
         prefect_env = {
@@ -337,7 +330,9 @@ def production_up(root: Path, ports: Ports = Ports(), restore_from: Path | None 
         tls_args = ["--tls-ca-file", str(tls / "ca.pem")]
         scheduler = [_bin("dask"), "scheduler", "--host", "127.0.0.1", "--port", str(ports.dask), "--protocol", "tls", "--no-dashboard",
                      *tls_args, "--tls-cert", str(tls / "scheduler.pem"), "--tls-key", str(tls / "scheduler.key")]  # fmt: skip
-        record("dask-scheduler", _spawn("dask-scheduler", scheduler, logs, env={**QUIET, **dask_env_vars()}), f"tls://127.0.0.1:{ports.dask}")
+        record(
+            "dask-scheduler", _spawn("dask-scheduler", scheduler, logs, env={**QUIET, **dask_env_vars()}), f"tls://127.0.0.1:{ports.dask}"
+        )
         worker_env = {**QUIET, **dask_env_vars(), **client_env(sec, ports, tls)}
         for i in range(2):
             worker = [_bin("dask"), "worker", f"tls://127.0.0.1:{ports.dask}", "--nthreads", "1", "--nworkers", "1", "--no-dashboard",

@@ -98,6 +98,32 @@ def _bin(name: str) -> str:
 
 
 PORT_TAKEN = (b"address already in use", b"is not available")  # weed's words: at bind, and at its own check before
+GRPC_OFFSET = 10000  # weed serves gRPC on each port + 10000, and refuses a port that is another's + 10000
+
+
+def _weed_ports(s3_port: int, n: int) -> list[int]:
+    """`n` free ports for weed's parts, none of them or their gRPC twins equal to another's."""
+    used, picked = {s3_port, s3_port + GRPC_OFFSET}, []
+    while len(picked) < n:
+        port = free_port()
+        if {port, port + GRPC_OFFSET} & used or port + GRPC_OFFSET > 65535:
+            continue
+        used |= {port, port + GRPC_OFFSET}
+        picked.append(port)
+    return picked
+
+
+def weed_mini(data_dir: Path, s3_port: int, buckets: str, *extra: str) -> list[str]:
+    """`weed mini` on 127.0.0.1 with its parts' ports picked here. weed refuses a port that is
+    another part's + 10000 (CI once picked such a pair), and its admin server takes a fixed 23646
+    even with the UI off."""
+    master, volume, filer, admin = _weed_ports(s3_port, 4)
+    return [
+        _bin("weed"), "mini", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
+        "-admin.ui=false", "-webdav=false", f"-s3.port={s3_port}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        f"-bucket={buckets}", f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
+        f"-admin.port={admin}", *extra,
+    ]  # fmt: skip
 
 
 def start_seaweedfs(data_dir: Path, key: str, secret: str, bucket: str, port: int | None = None) -> Service:
@@ -106,21 +132,17 @@ def start_seaweedfs(data_dir: Path, key: str, secret: str, bucket: str, port: in
     data_dir.mkdir(parents=True, exist_ok=True)
     log, url = data_dir / "logs" / "seaweedfs.log", f"http://127.0.0.1:{port}"
     for attempt in range(3):
-        cmd = [
-            _bin("weed"), "mini", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            "-master.telemetry=false", "-admin.ui=false", "-webdav=false", f"-s3.port={port}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0", f"-bucket={bucket}",
-            f"-master.port={free_port()}", f"-volume.port={free_port()}", f"-filer.port={free_port()}",
-        ]  # fmt: skip
         logged = log.stat().st_size if log.exists() else 0
+        cmd = weed_mini(data_dir, port, bucket)
         pid = _spawn("seaweedfs", cmd, data_dir / "logs", env={"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret})
         try:
             wait_http(url, pid, 60, "seaweedfs", accept=(200, 403))
             break
-        except RuntimeError:  # an internal port free when picked was taken before weed bound it: pick others
+        except RuntimeError as e:  # a port free when picked was taken before weed bound it: pick others
             said = log.read_bytes()[logged:]
             if attempt == 2 or not any(m in said for m in PORT_TAKEN):
-                raise
+                last = b"\n".join(said.strip().splitlines()[-6:]).decode(errors="replace")
+                raise RuntimeError(f"{e}; {log} ends:\n{last}") from None
     _wait_bucket(url, key, secret, bucket, pid)
     return Service("seaweedfs", pid, url, str(data_dir / "logs" / "seaweedfs.log"))
 
