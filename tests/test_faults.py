@@ -302,7 +302,7 @@ def test_object_storage_ports_are_never_another_parts_grpc_port(tmp_path, monkey
     from infra.stack import services
     from tests.s3 import BUCKET, KEY, S3, SECRET
 
-    while True:  # a port whose twin is free too
+    while True:  # a port whose twin exists (under 65536)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             first = s.getsockname()[1]
