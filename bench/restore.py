@@ -7,6 +7,9 @@
 - `colorize restore`'s flow, steady (a long-lived cluster with the model loaded), decoding the mean so
   both sides give the same colours, with everything it writes (review pictures, Content Credentials);
 - the network alone, batch 8 at 256, in the precision chosen by measurement: the bound restore aims at;
+- the same batches through the workers' own function in two plain processes side by side (no Dask, no
+  Prefect): what the restore path itself can reach on this machine, so that the gap to the bound
+  splits into the path's own work and what the cluster and the flow add;
 - a per-stage profile of the restore path (one process, one thread), and the peak memory of a
   100-megapixel scan.
 
@@ -196,6 +199,43 @@ def in_worker_conditions(what: str, pkg_dir: str, src: str, bf16: bool) -> str:
     return res.stdout
 
 
+def _restore_half(job, batches: list[list[str]], barrier, results) -> None:
+    """One of the two plain processes of `side_by_side`: the model loaded and a batch done first, as
+    in a warm worker, then its batches once both are ready, twice."""
+    from tasks.restore import Settled, restore_batch, warm_worker
+
+    warm_worker(job.ref, job.cfg.size)
+    settled = Settled(frozenset())
+    restore_batch(batches[0], job, settled)
+    for _ in range(2):
+        barrier.wait()
+        t0 = time.perf_counter()
+        for b in batches:
+            restore_batch(b, job, settled)
+        results.put(time.perf_counter() - t0)
+
+
+def side_by_side(job, batches: list[list[str]]) -> float:
+    """Seconds for `batches` split between two plain processes started together (best of two), with the
+    workers' allocator settings: the restore path's own ceiling here."""
+    import multiprocessing
+
+    from tasks.cluster import WORKER_MALLOC
+    from tasks.state import environ_kept
+
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_restore_half, args=(job, batches[i::2], barrier, results)) for i in range(2)]
+    with environ_kept(WORKER_MALLOC):
+        os.environ.update(WORKER_MALLOC)
+        for p in procs:
+            p.start()
+    times = [results.get(timeout=600) for _ in range(4)]  # two rounds of two
+    for p in procs:
+        p.join()
+    return min(max(times[:2]), max(times[2:])) if all(p.exitcode == 0 for p in procs) else float("nan")
+
+
 def _warm() -> None:
     import tasks.restore  # noqa: F401  (torch, the core, storage)
 
@@ -248,6 +288,7 @@ def main() -> bool:
                 s = restore_flow(str(root / "src"), str(root / f"dest{k}"), model=str(pkg_dir), colorize=MEAN, progress=False,
                                  dask_address=client.scheduler.address)  # fmt: skip
                 t_run = min(t_run, time.perf_counter() - t0)
+        t_plain = side_by_side(dataclasses.replace(job, layout=DestLayout(str(root / "plain"), model_ref.prefix)), batches)
         torch.set_num_threads(os.cpu_count() or 1)
         t0 = time.perf_counter()
         reference_loop(net, ref, paths, root / "ref")
@@ -278,6 +319,11 @@ def main() -> bool:
         print(
             f"network only (batch 8 at 256, {'bf16' if bf16 else 'fp32'}, {os.cpu_count()} threads): {net_rate:.2f} img/s; "
             f"restore reaches {share:.0%} of it (target >= 80%: {'met' if share >= 0.8 else 'MISSED'})"
+        )
+        print(
+            f"the same batches in two plain processes side by side (the workers' function, no Dask, no Prefect): "
+            f"{N_PHOTOS / t_plain:.2f} img/s, {N_PHOTOS / t_plain / net_rate:.0%} of the bound: this path's own ceiling here; "
+            f"the flow's steady reaches {t_plain / t_steady:.0%} of it"
         )
         target = 4.5 if bf16 else 2.0
         ok = report("colorize restore, steady", t_steady, t_ref, "the reference", target) and np.mean(diffs) < 1.0 and share >= 0.8
