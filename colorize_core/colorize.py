@@ -68,12 +68,16 @@ def _l_strip(img: DecodedImage, r0: int, r1: int) -> np.ndarray:
     return rgb_to_l(px if img.bit_depth == 8 else px.astype(np.float32) / 65535.0)
 
 
+STRIP_PIXELS = 1 << 21  # a strip's L, ab and temporaries: about 80 MB at most, whatever the image's width
+
+
 def join_full_resolution(img: DecodedImage, field: ChromaField, strip_rows: int = 64) -> np.ndarray:
     """The original's L + the chroma field -> (H, W, 3) sRGB of the original's depth, strip by strip:
-    memory is the input and output arrays plus one strip of L."""
+    memory is the input and output arrays plus one strip of L (fewer rows for very wide images)."""
     H, W = img.size
     out = np.empty((H, W, 3), np.uint16 if img.bit_depth == 16 else np.uint8)
     table, lut8, steps = gamut_tables()
+    strip_rows = max(1, min(strip_rows, STRIP_PIXELS // W))
     for r in range(0, H, strip_rows):
         L = np.ascontiguousarray(_l_strip(img, r, r + strip_rows), dtype=np.float32)  # (rows, W)
         ab = np.empty((2, *L.shape), np.float32)  # the strip's chroma

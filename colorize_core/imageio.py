@@ -26,6 +26,10 @@ class ImageReadError(Exception):
 class ReaderConfig:
     max_pixels: int = 150_000_000  # refuse larger images (decompression bombs); Pillow stops at 179 M
     min_side: int = 1
+    # refuse stranger shapes: the network sees the image at a fixed short side, so a 100,000,000 x 1
+    # strip (97 KB as a PNG, inside the pixel limit) would be scaled to a working size of billions of
+    # pixels; panoramas and scrolls stay well below 100:1
+    max_aspect: float = 100.0
 
 
 @dataclass
@@ -103,6 +107,8 @@ def decode_image(data: bytes, name: str, cfg: ReaderConfig = ReaderConfig(), at_
                 raise ImageReadError(name, f"too large: {w} x {h} pixels exceeds the limit of {cfg.max_pixels}")
             if min(w, h) < cfg.min_side:
                 raise ImageReadError(name, f"too small: {w} x {h} pixels")
+            if max(w, h) > cfg.max_aspect * min(w, h):
+                raise ImageReadError(name, f"too elongated: {w} x {h} pixels, beyond the limit of {cfg.max_aspect:g}:1 between the sides")
             fmt = img.format or "UNKNOWN"
             src_mode = img.mode
             if at_least and fmt == "JPEG" and min(w, h) >= 2 * at_least:

@@ -8,6 +8,7 @@ the traceback instead.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -16,12 +17,13 @@ from typing import Optional
 
 import typer
 
-from tasks.state import apply_embedded_defaults, prefect_database_missing, without_flow_heartbeats
+from tasks.state import apply_embedded_defaults, prefect_database_missing, setup_lock, without_flow_heartbeats
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 _debug = False
 SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples", "collection")
 DEFAULT_MODEL = "models:/colorizer@champion"
+ITEMS_FAILED = 3  # exit status of a run that finished with failed items (2: usage error, 1: a service unreachable)
 
 
 @app.callback()
@@ -247,12 +249,13 @@ def restore(
     credentials: bool = _CREDENTIALS,
     storage_options: Optional[str] = typer.Option(None),
 ) -> None:
-    """Colorize a whole collection; the exit status is the number of failed items (at most 100)."""
+    """Colorize a whole collection; exit status 0 when every item is done, 3 when some failed (they are
+    listed, and recorded in the manifest), 2 for a usage error, 1 when a service is unreachable."""
     _storage(storage_options)
     s = _restore(source, dest, model, _colorize_config, (decode, temperature, top_k, upsample, size, uncertainty), batch_size,
                  dask_address, workers, review, only_rejected=only_rejected, compare_with=compare_with, credentials=credentials)  # fmt: skip
     _report(s)
-    raise typer.Exit(min(s.failed, 100))
+    raise typer.Exit(ITEMS_FAILED if s.failed else 0)
 
 
 def _restore(source, dest, model, make_cfg, cfg_args, batch_size=None, dask_address=None, workers=2, review=True, **flow_options):
@@ -310,7 +313,9 @@ class _PrefectApiInBackground:
             if not os.environ.get("PREFECT_API_URL"):
                 from prefect.server.api.server import SubprocessASGIServer
 
-                SubprocessASGIServer().start()
+                first = prefect_database_missing(apply_embedded_defaults())
+                with setup_lock("prefect-database") if first else contextlib.nullcontext():  # its migrations run once
+                    SubprocessASGIServer().start()
         except BaseException as e:  # noqa: BLE001 - handed to join()
             self.error = e
 
@@ -394,9 +399,11 @@ def compare(
     """A page of the items both versions colorized, side by side, most changed first."""
     from flows.review import compare_flow
     from tasks.checks import check_source
+    from tasks.review import rows_of_versions
 
     _storage(storage_options)
     check_source(dest, "destination")
+    rows_of_versions(dest, models)  # an unknown version is a one-line error before any flow starts
     out = compare_flow(dest, models)
     typer.echo(f"{out['items']} items compared: {out['page']}")
 
@@ -407,8 +414,9 @@ def verify(
     target: str = typer.Argument(..., help="one output file, or a restoration destination (every output under it)"),
     storage_options: Optional[str] = typer.Option(None),
 ) -> None:
-    """Read the Content Credentials of outputs: valid / invalid / missing per item, with the model and
-    version each names (exit status 1 when any is invalid or missing)."""
+    """Read the Content Credentials of outputs: valid / untrusted / invalid / missing per item, with the
+    model and version each names; only signers of the archive's trust anchors are valid
+    (COLORIZE_C2PA_TRUST_ANCHORS). Exit status 1 when any item is not valid."""
     from flows.verify import verify_flow
     from tasks.checks import check_source
 
@@ -422,7 +430,7 @@ def verify(
             f"{v.path:{width}s}  {v.status:8s} {v.model or '-'} {('v' + v.model_version) if v.model_version else ''} {v.detail}".rstrip()
         )
     typer.echo(", ".join(f"{n} {s}" for s, n in out["counts"].items()) + (f"; recorded in {out['recorded']}" if out["recorded"] else ""))
-    raise typer.Exit(0 if out["counts"]["invalid"] == out["counts"]["missing"] == 0 else 1)
+    raise typer.Exit(0 if out["counts"]["valid"] == len(out["verdicts"]) else 1)
 
 
 review_app = typer.Typer(help="Curators' decisions from review pages.")
@@ -629,7 +637,7 @@ def run(
 
     s = _restore(source, dest or str(state_dir() / "restored"), DEFAULT_MODEL, _colorize_config, (None, None, None, None, None, False))
     _report(s)
-    raise typer.Exit(min(s.failed, 100))
+    raise typer.Exit(ITEMS_FAILED if s.failed else 0)
 
 
 if __name__ == "__main__":

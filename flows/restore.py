@@ -17,7 +17,7 @@ from tasks.cluster import dask_client
 from tasks.credentials import signing_identity
 from tasks.decisions import rejected
 from tasks.iiif import write_iiif
-from tasks.layout import DestLayout
+from tasks.layout import DestLayout, output_folder
 from tasks.lease import Lease
 from tasks.preprocess import list_sources
 from tasks.registry import DEFAULT_MODEL_URI, resolve
@@ -66,9 +66,11 @@ def restore_flow(
     check_dest(source, dest)
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     ref = resolve(model)
-    layout = DestLayout(dest, ref.prefix)
+    package_decode = read_decode(ref.directory)
+    cfg = colorize.resolved(package_decode)
+    layout = DestLayout(dest, output_folder(ref.prefix, cfg.settings(), ColorizeConfig().resolved(package_decode).settings()))
     signing = signing_identity(state_dir()) if credentials else None
-    job = RestoreJob(source, layout, ref, colorize.resolved(read_decode(ref.directory)), ReaderConfig(max_pixels), run_id, review, signing)
+    job = RestoreJob(source, layout, ref, cfg, ReaderConfig(max_pixels), run_id, review, signing)
     summary = RestoreSummary(run_id=run_id, model=f"{ref.name} v{ref.version}", outputs=layout.outputs)
     images, _ = list_sources(source)
     summary.seen = len(images)
@@ -99,6 +101,6 @@ def restore_flow(
     if compare_with:
         other = previous_version(load_manifests(layout), ref) if compare_with == "previous" else compare_with
         if other:
-            summary.comparison = compare_flow(dest, [other, ref.prefix])["page"]
+            summary.comparison = compare_flow(dest, [other, layout.prefix])["page"]
     summary.seconds = time.time() - started
     return publish_report(summary, rows, layout)

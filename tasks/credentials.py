@@ -5,8 +5,12 @@ grey original (its parent ingredient, by hash).
 The archive's key and certificate chain come from configuration, never from the repository:
 `COLORIZE_C2PA_KEY` and `COLORIZE_C2PA_CERT` hold file paths, or `secret:<name>` for a Prefect
 Secret block. Without them the project makes a local development key and chain on first use
-(`<state>/c2pa/`) and says so once; a production deployment (`COLORIZE_PRODUCTION=1`) refuses to sign
-with it unless `COLORIZE_ALLOW_DEV_SIGNING=1` says otherwise.
+(`<state>/c2pa/`) and says so once; a production deployment (`COLORIZE_PRODUCTION` set to any true
+value: 1, true, yes, on) refuses to sign with it unless `COLORIZE_ALLOW_DEV_SIGNING=1` says otherwise.
+
+Verification trusts only the archive's own anchors: `COLORIZE_C2PA_TRUST_ANCHORS` (a PEM bundle: path
+or `secret:<name>`), else the root of the configured chain, else the development CA. A file whose
+signature is intact but whose signer chains to none of them is reported "untrusted", never "valid".
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ def development_identity(folder: Path) -> SigningIdentity:
     with _LOCK:
         if not key_path.exists():
             folder.mkdir(parents=True, exist_ok=True)
-            key, chain = _make_chain()
+            key, chain = make_chain()
             tmp = chain_path.with_suffix(".tmp")
             tmp.write_bytes(chain)
             os.replace(tmp, chain_path)
@@ -72,16 +76,19 @@ def development_identity(folder: Path) -> SigningIdentity:
     return SigningIdentity(key_path.read_bytes(), chain_path.read_bytes(), "development")
 
 
-def _make_chain() -> tuple[bytes, bytes]:
+def truthy(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def make_chain(organisation: str = "colorize-archive development") -> tuple[bytes, bytes]:
+    """(PEM key, PEM chain: leaf then CA) of a new signing identity whose certificates name `organisation`."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     def name(cn: str) -> x509.Name:
-        return x509.Name(
-            [x509.NameAttribute(NameOID.COMMON_NAME, cn), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "colorize-archive development")]
-        )
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn), x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation)])
 
     def usage(sign_certs: bool) -> x509.KeyUsage:
         return x509.KeyUsage(True, False, False, False, False, sign_certs, sign_certs, False, False)
@@ -89,7 +96,7 @@ def _make_chain() -> tuple[bytes, bytes]:
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca = (
-        x509.CertificateBuilder().subject_name(name("colorize-archive development CA")).issuer_name(name("colorize-archive development CA"))
+        x509.CertificateBuilder().subject_name(name(f"{organisation} CA")).issuer_name(name(f"{organisation} CA"))
         .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), True).add_extension(usage(True), True)
@@ -97,7 +104,7 @@ def _make_chain() -> tuple[bytes, bytes]:
         .sign(ca_key, hashes.SHA256())
     )  # fmt: skip
     leaf = (
-        x509.CertificateBuilder().subject_name(name("colorize-archive development signer")).issuer_name(ca.subject)
+        x509.CertificateBuilder().subject_name(name(f"{organisation} signer")).issuer_name(ca.subject)
         .public_key(key.public_key()).serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=825))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), True).add_extension(usage(False), True)
@@ -121,7 +128,7 @@ def signing_identity(state: Path) -> SigningIdentity:
             raise ArgumentError(f"Content Credentials: cannot read the signing key or certificate ({e})") from None
     if key or cert:
         raise ArgumentError("Content Credentials: set both COLORIZE_C2PA_KEY and COLORIZE_C2PA_CERT, or neither")
-    if os.environ.get("COLORIZE_PRODUCTION") == "1" and os.environ.get("COLORIZE_ALLOW_DEV_SIGNING") != "1":
+    if truthy("COLORIZE_PRODUCTION") and not truthy("COLORIZE_ALLOW_DEV_SIGNING"):
         raise ArgumentError(
             "Content Credentials: a production deployment signs with the archive's key: set COLORIZE_C2PA_KEY and "
             "COLORIZE_C2PA_CERT (paths or secret:<block>), or COLORIZE_ALLOW_DEV_SIGNING=1 to sign with a development key"
@@ -194,27 +201,66 @@ class CredentialSigner:
 @dataclass
 class Verdict:
     path: str
-    status: str  # valid | invalid | missing
+    status: str  # valid | untrusted | invalid | missing
     model: str | None = None
     model_version: str | None = None
     detail: str = ""
+    signer: str | None = None  # the signing certificate's organisation and name, as the file states them
 
 
-def verify_bytes(data: bytes, path: str, fmt: str) -> Verdict:
-    """What a C2PA reader says of one file: valid (an untrusted signer aside), invalid (with the
-    failure codes), or missing (no Content Credentials)."""
+STATUSES = ("valid", "untrusted", "invalid", "missing")
+
+
+def trust_anchors(state: Path) -> bytes:
+    """The PEM certificates a signer must chain to: configured, else the configured chain's root,
+    else the development CA (made on first signing)."""
+    anchors, cert = os.environ.get("COLORIZE_C2PA_TRUST_ANCHORS"), os.environ.get("COLORIZE_C2PA_CERT")
+    try:
+        if anchors:
+            return _read(anchors)
+        if cert:
+            return _last_certificate(_read(cert))
+    except OSError as e:
+        raise ArgumentError(f"Content Credentials: cannot read the trust anchors ({e})") from None
+    dev = state / "c2pa" / "dev-signer.chain.pem"
+    return _last_certificate(dev.read_bytes()) if dev.exists() else b""
+
+
+def _last_certificate(chain: bytes) -> bytes:
+    end = b"-----END CERTIFICATE-----"
+    certs = [c.strip() + b"\n" + end + b"\n" for c in chain.split(end) if c.strip()]
+    return certs[-1] if certs else b""
+
+
+_CONTEXTS: dict[bytes, object] = {}
+
+
+def _verify_context(anchors: bytes):
+    import c2pa
+
+    if anchors not in _CONTEXTS:
+        trust = {"trust": {"trust_anchors": anchors.decode()}} if anchors else {}
+        _CONTEXTS[anchors] = c2pa.Context(settings=c2pa.Settings.from_dict(trust | {"verify": {"verify_trust": True}}))
+    return _CONTEXTS[anchors]
+
+
+def verify_bytes(data: bytes, path: str, fmt: str, anchors: bytes = b"") -> Verdict:
+    """What a C2PA reader says of one file against the trust `anchors` (PEM): valid (intact, and
+    signed by a certificate that chains to an anchor), untrusted (intact, but anyone's signature),
+    invalid (with the failure codes), or missing (no Content Credentials)."""
     import json
 
     import c2pa
 
     try:
-        reader = c2pa.Reader(MIME.get(fmt, "image/jpeg"), io.BytesIO(data))
+        reader = c2pa.Reader(MIME.get(fmt, "image/jpeg"), io.BytesIO(data), context=_verify_context(anchors))
     except c2pa.C2paError as e:
         if "ManifestNotFound" in type(e).__name__ or "not found" in str(e).lower() or "JumbfNotFound" in str(e):
             return Verdict(path, "missing", detail=str(e))
         return Verdict(path, "invalid", detail=f"{type(e).__name__}: {e}")
     results = reader.get_validation_results() or {}
-    failures = [f["code"] for f in results.get("activeManifest", {}).get("failure", []) if f["code"] != "signingCredential.untrusted"]
+    codes = [f["code"] for f in results.get("activeManifest", {}).get("failure", [])]
+    failures = [c for c in codes if c != "signingCredential.untrusted"]
     store = json.loads(reader.json())
     active = store["manifests"][store["active_manifest"]]
     params = next(
@@ -222,11 +268,19 @@ def verify_bytes(data: bytes, path: str, fmt: str) -> Verdict:
          if a.get("digitalSourceType") == DIGITAL_SOURCE_TYPE),
         {},
     )  # fmt: skip
-    status = "valid" if reader.get_validation_state() in ("Valid", "Trusted") and not failures else "invalid"
-    return Verdict(path, status, params.get("model"), params.get("model_version"), ", ".join(failures))
+    info = active.get("signature_info", {})
+    signer = " / ".join(x for x in (info.get("issuer"), info.get("common_name")) if x) or None
+    state = reader.get_validation_state()
+    if failures or state not in ("Valid", "Trusted"):
+        status, detail = "invalid", ", ".join(failures)
+    elif state != "Trusted":
+        status, detail = "untrusted", "signed by a certificate that chains to none of the archive's trust anchors"
+    else:
+        status, detail = "valid", ""
+    return Verdict(path, status, params.get("model"), params.get("model_version"), detail, signer)
 
 
-def verify_url(url: str) -> Verdict:
+def verify_url(url: str, anchors: bytes = b"") -> Verdict:
     from PIL import Image
 
     from tasks.storage import read_bytes, retrying
@@ -236,4 +290,4 @@ def verify_url(url: str) -> Verdict:
         fmt = Image.open(io.BytesIO(data)).format or "JPEG"
     except Exception:
         return Verdict(url, "invalid", detail="not an image")
-    return verify_bytes(data, url, fmt)
+    return verify_bytes(data, url, fmt, anchors)

@@ -42,8 +42,14 @@ def parse_decisions(data: bytes, name: str) -> list[dict]:
     for i, r in enumerate(rows, 1):
         if not isinstance(r, dict) or not r.get("content_hash") or r.get("decision") not in DECISIONS:
             raise ArgumentError(f"{name}: row {i} needs a content_hash and a decision of {' or '.join(DECISIONS)}")
-        out.append({k: str(r.get(k) or "") for k in SCHEMA.names} | {"imported_from": name})
+        out.append({k: _cell(r.get(k)) for k in SCHEMA.names} | {"imported_from": name})
     return out
+
+
+def _cell(value) -> str:
+    """A cell as the page wrote it: the quote that kept a formula-like text from spreadsheets comes off."""
+    text = str(value or "")
+    return text[1:] if text[:1] == "'" and text[1:2] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 @task(retries=2, retry_delay_seconds=2, cache_policy=NONE)

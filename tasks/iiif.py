@@ -15,6 +15,7 @@ import json
 import os
 import posixpath
 from pathlib import Path
+from urllib.parse import quote
 
 from iiif_prezi3 import Annotation, AnnotationBody, AnnotationPage, Choice, KeyValueString, Manifest, config
 from prefect import task
@@ -37,9 +38,10 @@ def base_url(dest: str) -> str:
 
 
 def public(url: str, dest: str, base: str) -> str:
-    """`url` (a key under DEST) as the public URL under `base`."""
+    """`url` (a key under DEST) as the public URL under `base`, percent-encoded: a key such as
+    `%2e%2e/x.png` stays a name under DEST, and '#', '?' and '\\' stay part of it."""
     rel = posixpath.relpath(url.split("://")[-1], dest.rstrip("/").split("://")[-1] if "://" in dest else str(Path(dest).resolve()))
-    return f"{base}/{rel}"
+    return f"{base}/{quote(rel, safe='/')}"
 
 
 def build_manifest(rows: list[ManifestRow], dest: str, manifest_url: str, label: str, rights: str | None = None) -> Manifest:

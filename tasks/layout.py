@@ -1,6 +1,11 @@
 """Where everything lives under a restoration destination: the one place that knows DEST's layout.
 
-DEST/<model>-v<version>/<path under SOURCE>     outputs (and <name>.uncertainty.png beside them)
+DEST/<model>-v<version>/<path under SOURCE>     outputs made with the model's own settings (and
+                                                 <name>.uncertainty.png beside them)
+DEST/<model>-v<version>-s<hash>/<path>           outputs made with other settings (decode, upsampling,
+                                                 size): settings that change the pixels are part of an
+                                                 output's identity, so a rerun with other settings never
+                                                 replaces what the first one wrote
 DEST/_manifests/<run>.parquet                    one manifest per finished run
 DEST/_manifests/<run>/part-NNNNN.parquet         per-batch parts while a run is going (a killed run's record)
 DEST/_reports/<run>/                             the run's review page, thumbnails, previews, IIIF manifest
@@ -11,6 +16,8 @@ DEST/_decisions/<file>.parquet                   curators' decisions imported fr
 
 from __future__ import annotations
 
+import hashlib
+import json
 import posixpath
 from dataclasses import dataclass
 
@@ -25,6 +32,14 @@ class KeyEscapeError(ValueError):
 def version_folder(name: str, version: str) -> str:
     """The folder under DEST that holds one model version's outputs (colorizer-v3)."""
     return f"{name}-v{version}"
+
+
+def output_folder(model_folder: str, settings: dict, model_settings: dict) -> str:
+    """The folder of a model version's outputs made with `settings` (the resolved colorization settings):
+    the plain version folder for the model package's own settings, else one named by their hash."""
+    if settings == model_settings:
+        return model_folder
+    return f"{model_folder}-s{hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]}"
 
 
 @dataclass(frozen=True)
@@ -82,6 +97,13 @@ class DestLayout:
             if ext:
                 norm = posixpath.splitext(norm)[0] + ext
         return join(self.outputs, norm)
+
+    @staticmethod
+    def content_key(output_key: str, content_hash: str) -> str:
+        """Where an output goes when its usual key already holds another file (the source was replaced
+        by another scan, or two sources map to one output name): the old file stays."""
+        stem, ext = posixpath.splitext(output_key)
+        return f"{stem}~{content_hash[:12]}{ext}"
 
     @staticmethod
     def uncertainty_key(output_key: str) -> str:

@@ -37,13 +37,14 @@ class ManifestRow:
     grey_thumbnail: str | None = None
     grey_preview: str | None = None
     source_stamp: str | None = None  # the source's size and ETag or mtime when listed (`storage.stamp`)
+    folder: str | None = None  # the outputs' folder under DEST (`layout.output_folder`); older rows: the version's
 
     def settings(self) -> dict:
         return json.loads(self.decode)
 
     @property
     def version_folder(self) -> str:
-        return version_folder(self.model_name, self.model_version)
+        return self.folder or version_folder(self.model_name, self.model_version)
 
 
 _ARROW = {"str": pa.string(), "float": pa.float64(), "int": pa.int32()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -20,6 +21,7 @@ from prefect.cache_policies import NONE
 from colorize_core.package import ColorizerPackage, load_package, package_checksum, save_package
 from tasks.checks import ModelMismatch
 from tasks.layout import version_folder
+from tasks.state import setup_lock
 from tasks.tracking import configure_mlflow, state_dir, tracking_uri
 
 CORE_DIR = str(Path(__file__).resolve().parents[1] / "colorize_core")
@@ -154,6 +156,45 @@ def resolve_model(uri: str = DEFAULT_MODEL_URI) -> ModelRef:
         checksum = package_checksum(uri)
         return ModelRef(uri, os.path.abspath(uri), pkg_meta.get("name", "colorizer"), str(pkg_meta.get("version", checksum[:8])), checksum)
     configure_mlflow()
+    with setup_lock() if uri == DEFAULT_MODEL_URI else contextlib.nullcontext():  # the bundled model registered once
+        name, version = _champion_or(uri)
+    try:
+        mv = MlflowClient().get_model_version(name, version)
+    except MlflowException:
+        raise LookupError(f"model {uri} is not in the registry at {tracking_uri()}: {_versions_of(name)}") from None
+    identity = hashlib.sha256(f"{tracking_uri()}|{name}|{version}|{mv.run_id}|{mv.source}|{mv.creation_timestamp}".encode()).hexdigest()
+    local = state_dir() / "models" / f"{name}-v{version}-{identity[:16]}"
+    expected = mv.tags.get(PACKAGE_TAG)
+    if not (local / "weights.pt").exists():
+        downloaded = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}")
+        tmp = Path(tempfile.mkdtemp(dir=state_dir()))
+        shutil.copytree(os.path.join(downloaded, "artifacts"), tmp / "pkg")
+        _verify(tmp / "pkg", expected, uri)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(tmp / "pkg", local)  # whole or absent
+        except OSError:  # another process put its verified copy there first
+            if not (local / "weights.pt").exists():
+                raise
+        shutil.rmtree(tmp, ignore_errors=True)
+    checksum = _verify(local, expected, uri)
+    return ModelRef(uri, str(local), name, version, checksum)
+
+
+def _versions_of(name: str) -> str:
+    try:
+        versions = sorted((int(v.version) for v in MlflowClient().search_model_versions(f"name='{name}'")))
+    except MlflowException:
+        versions = []
+    return f"its versions of {name} are {', '.join(map(str, versions))}" if versions else f"it has no model named {name}"
+
+
+UNCHECKED_OPT_IN = "COLORIZE_ALLOW_UNCHECKED_MODELS"  # =1: load registered versions that carry no checksum
+
+
+def _champion_or(uri: str) -> tuple[str, str]:
+    """(name, version) of `uri`; for the default URI, the bundled model registered as champion when the
+    registry has none, or when it ships a newer one than the bundled champion."""
     try:
         nv = resolve_version(uri)
     except MlflowException:
@@ -171,25 +212,16 @@ def resolve_model(uri: str = DEFAULT_MODEL_URI) -> ModelRef:
             f"registered this release's bundled model as version {newer[1]} and set it as champion."
         )
         nv = newer
-    name, version = nv
-    mv = MlflowClient().get_model_version(name, version)
-    identity = hashlib.sha256(f"{tracking_uri()}|{name}|{version}|{mv.run_id}|{mv.source}|{mv.creation_timestamp}".encode()).hexdigest()
-    local = state_dir() / "models" / f"{name}-v{version}-{identity[:16]}"
-    expected = mv.tags.get(PACKAGE_TAG)
-    if not (local / "weights.pt").exists():
-        downloaded = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}")
-        tmp = Path(tempfile.mkdtemp(dir=state_dir()))
-        shutil.copytree(os.path.join(downloaded, "artifacts"), tmp / "pkg")
-        _verify(tmp / "pkg", expected, uri)
-        local.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp / "pkg", local)  # whole or absent
-        shutil.rmtree(tmp, ignore_errors=True)
-    checksum = _verify(local, expected, uri)
-    return ModelRef(uri, str(local), name, version, checksum)
+    return nv
 
 
 def _verify(directory: Path, expected: str | None, uri: str) -> str:
     checksum = package_checksum(str(directory))
+    if not expected and os.environ.get(UNCHECKED_OPT_IN) != "1":
+        raise ModelMismatch(
+            f"{uri} has no {PACKAGE_TAG} tag in the registry, so its files cannot be checked: register it with `colorize` "
+            f"(which records the checksum), or set {UNCHECKED_OPT_IN}=1 to load it unchecked"
+        )
     if expected and checksum != expected:
         raise ModelMismatch(
             f"the local copy of {uri} at {directory} does not match the registry (sha256 {checksum[:12]}, registered {expected[:12]})"

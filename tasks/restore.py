@@ -32,7 +32,18 @@ from tasks.credentials import CredentialSigner, SigningIdentity
 from tasks.layout import DestLayout, KeyEscapeError, version_folder
 from tasks.manifest import ManifestRow, read_manifests, write_manifest
 from tasks.registry import ModelRef
-from tasks.storage import WriteBehind, atomic_write, filesystem, join, known_by_stamp, read_ahead, read_bytes, remove_tree
+from tasks.storage import (
+    LinkEscapeError,
+    WriteBehind,
+    atomic_write,
+    exists,
+    filesystem,
+    join,
+    known_by_stamp,
+    read_ahead,
+    read_bytes,
+    remove_tree,
+)
 
 KEEP_DECODED_PIXELS = 64_000_000  # above this a batch re-decodes instead of holding every image
 THUMB, PREVIEW = 256, 1024  # review page picture sizes (long side)
@@ -57,7 +68,7 @@ class RestoreJob:
 
     def row(self, source: str, content_hash: str | None, **kw) -> ManifestRow:
         r = self.ref
-        return ManifestRow(source, content_hash, self.run_id, r.name, r.version, r.sha256, self.settings, **kw)
+        return ManifestRow(source, content_hash, self.run_id, r.name, r.version, r.sha256, self.settings, folder=self.layout.prefix, **kw)
 
 
 @dataclass(frozen=True)
@@ -188,7 +199,8 @@ def restore_batch(items: list[str], job: RestoreJob, settled: Settled) -> list[M
     rows: list[ManifestRow] = []
     ready: list[tuple[ManifestRow, DecodedImage | None, bytes, float]] = []
     kept = 0
-    for source, data in read_ahead(items):  # the next files arrive while this one is decoded
+    by_content: set[str] = set()  # outputs under their content's own name
+    for source, data in read_ahead(items, within=job.source_root):  # the next files arrive while this one is decoded
         t0 = time.perf_counter()
         row = job.row(source, None)
         try:
@@ -203,13 +215,20 @@ def restore_batch(items: list[str], job: RestoreJob, settled: Settled) -> list[M
                 continue
             img = decode_image(data, source, job.reader)
             row.output = job.layout.output_key(job.source_root, source, img.format)
+            if exists(row.output):  # another file holds the name: it is kept, this output goes beside it
+                row.output = job.layout.content_key(row.output, row.content_hash)
+                by_content.add(row.output)
             row.height, row.width = img.size
             keep = kept + img.pixels.size <= KEEP_DECODED_PIXELS
             kept += img.pixels.size if keep else 0
             ready.append((row, img if keep else None, data, time.perf_counter() - t0))
         except Exception as e:  # unreadable, escaping, storage gone: this item's failure, not the batch's
             row.error = (
-                e.reason if isinstance(e, ImageReadError) else str(e) if isinstance(e, KeyEscapeError) else f"{type(e).__name__}: {e}"
+                e.reason
+                if isinstance(e, ImageReadError)
+                else str(e)
+                if isinstance(e, (KeyEscapeError, LinkEscapeError))
+                else f"{type(e).__name__}: {e}"
             )
             row.seconds = time.perf_counter() - t0
             rows.append(row)
@@ -228,7 +247,10 @@ def restore_batch(items: list[str], job: RestoreJob, settled: Settled) -> list[M
             try:
                 img, result = batch.images[i], batch.colorized(i, PREVIEW if job.review else 0)
                 prov = provenance(job.ref.name, job.ref.version, job.ref.sha256, job.cfg.settings())
-                writes = [(row.output, credentials(encode_output(result.rgb, img, prov), img, data, row.content_hash, prov, row.output, signer))]
+                out = credentials(encode_output(result.rgb, img, prov), img, data, row.content_hash, prov, row.output, signer)
+                # never replaces a file under its usual name; under the content's own name only an orphan
+                # of a killed run of this very content, model and settings can be there
+                writes = [(row.output, out, row.output in by_content)]
                 row.doubt = result.doubt
                 if result.doubt_map is not None:
                     row.uncertainty = job.layout.uncertainty_key(row.output)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import posixpath
+from urllib.parse import quote
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 
@@ -24,7 +25,8 @@ from prefect.cache_policies import NONE
 
 from colorize_core.color import rgb_to_lab
 from tasks.layout import DestLayout
-from tasks.manifest import ManifestRow
+from tasks.checks import ArgumentError
+from tasks.manifest import ManifestRow, read_manifests
 from tasks.storage import atomic_write, join, read_bytes, retrying
 
 PAGE = 60  # items per page of a view
@@ -34,7 +36,7 @@ def relative(url: str | None, base: str) -> str | None:
     """`url` as a link relative to the folder `base` (both on the same store)."""
     if not url:
         return None
-    return posixpath.relpath(url.split("://")[-1], base.split("://")[-1])
+    return quote(posixpath.relpath(url.split("://")[-1], base.split("://")[-1]), safe="/")  # names may hold '#', '?', '%'
 
 
 def item(row: ManifestRow, base: str, root: str) -> dict:
@@ -135,6 +137,20 @@ def mean_ab_difference(a_url: str, b_url: str) -> float:
     a, b = _ab(a_url), _ab(b_url)
     h, w = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
     return float(np.sqrt(((a[:h, :w] - b[:h, :w]) ** 2).sum(-1)).mean())
+
+
+def rows_of_versions(dest: str, models: list[str]) -> dict[str, list[ManifestRow]]:
+    """{folder: its rows} for the two output folders under DEST that a comparison is about; an
+    ArgumentError naming the folders there when one has nothing done (checked before any flow runs)."""
+    if len(models) != 2:
+        raise ArgumentError(f"compare takes two model versions (as their folders under DEST, e.g. colorizer-v3 colorizer-v4), not {models}")
+    rows = read_manifests(DestLayout(dest, "").manifests)
+    by = {m: [r for r in rows if r.version_folder == m] for m in models}
+    for m, found in by.items():
+        if not any(r.status == "done" for r in found):
+            known = sorted({r.version_folder for r in rows})
+            raise ArgumentError(f"{dest} has no item done by {m} (versions there: {', '.join(known) or 'none'})")
+    return by
 
 
 @task(retries=2, retry_delay_seconds=2, cache_policy=NONE)

@@ -6,7 +6,9 @@ Light on purpose (no Prefect, MLflow or torch): the command line reads it before
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import threading
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -56,6 +58,30 @@ def prefect_database_missing(home: Path) -> bool:
     """True when no Prefect server is configured and the temporary API has no database yet (it will
     run its migrations first: the slow part of a first run)."""
     return not os.environ.get("PREFECT_API_URL") and not (home / "prefect.db").exists()
+
+
+_HELD = threading.local()
+
+
+@contextlib.contextmanager
+def setup_lock(name: str = "setup") -> Iterator[None]:
+    """An exclusive lock on <state>/.<name>.lock across processes (re-entrant within a thread): the
+    first-time set-up of the state (MLflow's SQLite migrations, the experiment, the bundled model's
+    registration, the temporary Prefect API's database) runs once when two first runs start together
+    (two scheduled runs on a new machine); the second waits, then finds it done."""
+    held = getattr(_HELD, "names", None) or set()
+    _HELD.names = held
+    if name in held:
+        yield
+        return
+    with open(state_dir() / f".{name}.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        held.add(name)
+        try:
+            yield
+        finally:
+            held.discard(name)
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ AWS variables; `COLORIZE_S3_ENDPOINT` points it at an S3-compatible server, and
 
 from __future__ import annotations
 
+import errno
 import io
 import itertools
 import json
@@ -24,6 +25,12 @@ from fsspec.core import url_to_fs
 
 T = TypeVar("T")
 PERMANENT = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError, ValueError, TypeError)
+# OS errors that no wait heals: a name too long, a read-only or full disk, a link loop
+PERMANENT_ERRNO = {errno.ENAMETOOLONG, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ELOOP, errno.EINVAL, errno.EACCES, errno.EPERM}
+
+
+def permanent(e: BaseException) -> bool:
+    return isinstance(e, PERMANENT) or (isinstance(e, OSError) and e.errno in PERMANENT_ERRNO)
 
 
 def retrying(fn: Callable[[], T], what: str, attempts: int = 8, first_delay: float = 0.5, max_delay: float = 15.0) -> T:
@@ -34,9 +41,9 @@ def retrying(fn: Callable[[], T], what: str, attempts: int = 8, first_delay: flo
     for attempt in range(attempts):
         try:
             return fn()
-        except PERMANENT:
-            raise
         except Exception as e:
+            if permanent(e):
+                raise
             if attempt == attempts - 1:
                 raise OSError(f"{what}: storage still failing after {attempts} attempts: {type(e).__name__}: {e}") from e
             time.sleep(delay * (0.75 + 0.5 * random.random()))
@@ -83,30 +90,43 @@ def exists(url: str) -> bool:
     return fs.exists(path)
 
 
-def atomic_write(url: str, data: bytes | Callable[[BinaryIO], object]) -> None:
+def atomic_write(url: str, data: bytes | Callable[[BinaryIO], object], replace: bool = True) -> None:
     """Writes `data` (bytes, or a function that writes into a binary file) so that a reader never sees
-    a partial object under the final name.
+    a partial object under the final name. With `replace=False` an existing object is never replaced:
+    FileExistsError instead (outputs, once written, are kept whatever a later run does).
 
     On S3 (and the stores that speak it) an object appears only once its PUT, or its multipart
     upload, is complete: it is written in place, in one request. Elsewhere (a local disk, where a
     file is visible while it is written) it goes to a temporary key beside the target and is moved
-    into place; when either step fails (the store going away between them, say), the temporary key
-    is removed with retries before the error goes up, so that an outage leaves nothing behind.
-    (On S3 the temporary key cost two more requests, a copy and a delete, for nothing: measured on
-    SeaweedFS, 25 -> 8 ms for a 1 MB output.) A function streams straight into the file on a disk:
-    a 64-row shard (8 MB) written by Parquet into memory and then to the disk took 5-19 ms longer.
+    into place (or linked, when it must not replace: the link fails if the name is taken); when
+    either step fails (the store going away between them, say), the temporary key is removed with
+    retries before the error goes up, so that an outage leaves nothing behind. The temporary name
+    is short and fixed in length, so that a name near the file system's limit still fits. (On S3 the
+    temporary key cost two more requests, a copy and a delete, for nothing: measured on SeaweedFS,
+    25 -> 8 ms for a 1 MB output.) A function streams straight into the file on a disk: a 64-row
+    shard (8 MB) written by Parquet into memory and then to the disk took 5-19 ms longer.
     """
     fs, path = filesystem(url)
     if set(fs.protocol) & OBJECT_STORES:
+        if not replace and fs.exists(path):  # the destination's lease keeps other writers of this folder away
+            raise FileExistsError(f"{url} exists and is not replaced")
         fs.pipe_file(path, data if isinstance(data, bytes) else _in_memory(data))
         return
     parent = posixpath.dirname(path)
-    tmp = posixpath.join(parent, f"_tmp-{uuid.uuid4().hex}-{posixpath.basename(path)}")
+    tmp = posixpath.join(parent, f"_tmp-{uuid.uuid4().hex[:20]}")
     fs.makedirs(parent, exist_ok=True)
     try:
         with fs.open(tmp, "wb") as f:
             f.write(data) if isinstance(data, bytes) else data(f)
-        fs.mv(tmp, path)
+        if replace:
+            fs.mv(tmp, path)
+        elif "file" in fs.protocol:
+            os.link(tmp, path)  # atomic, and refuses an existing name
+            fs.rm(tmp)
+        else:
+            if fs.exists(path):
+                raise FileExistsError(f"{url} exists and is not replaced")
+            fs.mv(tmp, path)
     except Exception:
         retrying(lambda: _remove(fs, tmp), f"removing {tmp}")
         raise
@@ -118,19 +138,36 @@ def _in_memory(write: Callable[[BinaryIO], object]) -> bytes:
     return buf.getvalue()
 
 
-def read_ahead(urls: Iterable[str], depth: int = 4) -> Iterator[tuple[str, bytes | Exception]]:
+class LinkEscapeError(PermissionError):
+    """A local source that is a link to something outside the collection."""
+
+
+def check_inside(url: str, root: str) -> None:
+    """Refuses a file under a local `root` whose real path is outside it (a symbolic link, or a link
+    to a folder, that leaves the collection): whatever it points at was not given to us to publish.
+    Object stores have no links."""
+    if "://" in root and not root.startswith("file://"):
+        return
+    real_root = os.path.realpath(root.removeprefix("file://"))
+    real = os.path.realpath(url.removeprefix("file://"))
+    if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
+        raise LinkEscapeError(f"a link that leaves the source folder (to {real}); not read")
+
+
+def read_ahead(urls: Iterable[str], depth: int = 4, within: str | None = None) -> Iterator[tuple[str, bytes | Exception]]:
     """(url, its bytes, or the error reading it once retries are spent) for each URL in order. From an
     object store up to `depth` reads are in flight on threads: its latency overlaps the work on the
     files before instead of adding to it (WriteBehind's counterpart), and the bytes held stay bounded.
     A disk has no latency to hide: there the threads' hand-offs only took CPU from the work (two
-    preprocessing workers on two cores about 5 % slower), so files are read in turn."""
+    preprocessing workers on two cores about 5 % slower), so files are read in turn. `within`: the
+    local folder the files must really be in (`check_inside`)."""
     urls = iter(urls)
     first = next(urls, None)
     if first is None:
         return
     urls = itertools.chain([first], urls)
     if not set(filesystem(first)[0].protocol) & OBJECT_STORES:
-        yield from ((url, _read(url)) for url in urls)
+        yield from ((url, _read(url, within)) for url in urls)
         return
     with ThreadPoolExecutor(depth, thread_name_prefix="read-ahead") as pool:
         window: deque[tuple[str, Future]] = deque()
@@ -146,8 +183,10 @@ def read_ahead(urls: Iterable[str], depth: int = 4) -> Iterator[tuple[str, bytes
             yield url, future.result()
 
 
-def _read(url: str) -> bytes | Exception:
+def _read(url: str, within: str | None = None) -> bytes | Exception:
     try:
+        if within is not None:
+            check_inside(url, within)
         return retrying(lambda: read_bytes(url), url)
     except Exception as e:  # this file's failure, for the caller to record
         return e
@@ -164,8 +203,9 @@ class WriteBehind:
         self.groups = groups
         self.pending: deque[tuple[list[Future], Callable[[BaseException | None], None]]] = deque()
 
-    def put(self, writes: list[tuple[str, bytes]], on_done: Callable[[BaseException | None], None]) -> None:
-        futures = [self.pool.submit(retrying, lambda k=key, d=data: atomic_write(k, d), key) for key, data in writes]
+    def put(self, writes: list[tuple[str, bytes] | tuple[str, bytes, bool]], on_done: Callable[[BaseException | None], None]) -> None:
+        """`writes`: (key, data) or (key, data, whether an existing object may be replaced)."""
+        futures = [self.pool.submit(retrying, lambda w=w: atomic_write(*w), w[0]) for w in writes]
         self.pending.append((futures, on_done))
         while len(self.pending) > self.groups:
             self._finish()

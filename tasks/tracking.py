@@ -6,7 +6,7 @@ import os
 
 import mlflow
 
-from tasks.state import state_dir
+from tasks.state import setup_lock, state_dir
 
 EXPERIMENT = "colorization"
 
@@ -21,10 +21,11 @@ def configure_mlflow(experiment: str = EXPERIMENT) -> str:
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    exp = mlflow.get_experiment_by_name(experiment)
-    if exp is None:
-        # with the embedded SQLite default, artifacts go beside it (not ./mlruns of the caller)
-        location = (state_dir() / "mlartifacts").as_uri() if uri.startswith("sqlite:") else None
-        return mlflow.create_experiment(experiment, artifact_location=location)
+    with setup_lock():  # a new SQLite store is migrated on first use: by one process at a time
+        exp = mlflow.get_experiment_by_name(experiment)
+        if exp is None:
+            # with the embedded SQLite default, artifacts go beside it (not ./mlruns of the caller)
+            location = (state_dir() / "mlartifacts").as_uri() if uri.startswith("sqlite:") else None
+            return mlflow.create_experiment(experiment, artifact_location=location)
     mlflow.set_experiment(experiment)
     return exp.experiment_id

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from infra.stack.services import _bin, _spawn, pid_alive, start_seaweedfs, stop_pid, wait_http
+from infra.stack.services import DASK_LOOPBACK, _bin, _spawn, pid_alive, private_files, start_seaweedfs, stop_pid, wait_http
 from tasks.cluster import dask_env_vars
 
 S3_KEY, S3_SECRET, S3_BUCKET = "colorize", "colorize-local-secret", "archive"
@@ -78,7 +78,11 @@ def stack_up(state: Path, ports: StackPorts = StackPorts()) -> dict:
     root = stack_dir(state)
     if (root / "stack.json").exists():
         raise RuntimeError(f"a stack is already recorded in {root / 'stack.json'}: run `colorize stack down` first")
-    root.mkdir(parents=True, exist_ok=True)
+    with private_files(root):  # stack.json holds every client's keys
+        return _start(state, root, ports)
+
+
+def _start(state: Path, root: Path, ports: StackPorts) -> dict:
     logs = root / "logs"
     env = stack_env(ports)
     services: dict[str, dict] = {}
@@ -96,14 +100,14 @@ def stack_up(state: Path, ports: StackPorts = StackPorts()) -> dict:
         record("seaweedfs", s3.pid, s3.url)
         pid = _spawn(
             "dask-scheduler",
-            [_bin("dask"), "scheduler", "--host", "127.0.0.1", "--port", str(ports.dask), "--no-dashboard"],
+            [_bin("dask"), "scheduler", "--port", str(ports.dask), *DASK_LOOPBACK],
             logs,
             env={**QUIET, **dask_env_vars()},
         )
         record("dask-scheduler", pid, env["COLORIZE_DASK_ADDRESS"])
         _wait_port(ports.dask, pid, "dask scheduler")
         for i in range(2):
-            pid = _spawn(f"dask-worker-{i}", [_bin("dask"), "worker", env["COLORIZE_DASK_ADDRESS"], "--nthreads", "1", "--nworkers", "1", "--no-dashboard", "--name", f"worker-{i}"],
+            pid = _spawn(f"dask-worker-{i}", [_bin("dask"), "worker", env["COLORIZE_DASK_ADDRESS"], "--nthreads", "1", "--nworkers", "1", *DASK_LOOPBACK, "--name", f"worker-{i}"],
                          logs, env={**QUIET, **env, **dask_env_vars()})  # fmt: skip
             record(f"dask-worker-{i}", pid, env["COLORIZE_DASK_ADDRESS"])
         wait_http(f"http://127.0.0.1:{ports.prefect}/api/health", services["prefect"]["pid"], 120, "prefect server")

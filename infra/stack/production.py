@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from infra.stack.local import StackPorts as Ports
-from infra.stack.services import _bin, _spawn, pid_alive, stop_pid, wait_http, weed_mini
+from infra.stack.services import DASK_LOOPBACK, _bin, _spawn, pid_alive, private_files, stop_pid, wait_http, weed_mini
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 BUCKETS = ("archive", "mlflow-artifacts")
@@ -243,7 +243,11 @@ def backup(root: Path, ports: Ports, folder: Path) -> list[Path]:
     """pg_dump of every database of the stack (Prefect: deployments, runs; MLflow: runs, registry,
     aliases, users) into `folder`; model artifacts stay in the S3 bucket, which is backed up as objects."""
     sec = load_secrets(root)
-    folder.mkdir(parents=True, exist_ok=True)
+    with private_files(folder):
+        return _dump(sec, ports, folder)
+
+
+def _dump(sec: "Secrets", ports: Ports, folder: Path) -> list[Path]:
     out = []
     for db in DATABASES:
         path = folder / f"{db}.dump"
@@ -262,11 +266,16 @@ def restore_databases(sec: Secrets, ports: Ports, folder: Path) -> None:
 def production_up(root: Path, ports: Ports = Ports(), restore_from: Path | None = None) -> dict:
     """Starts every service of the production stack, health-checked; returns services and client
     environments. `restore_from`: a folder of `backup`, loaded into the databases before Prefect and
-    MLflow start (a fresh stack brought back to the same deployments, registry and champion)."""
+    MLflow start (a fresh stack brought back to the same deployments, registry and champion). Every
+    file of the stack is its user's alone from the moment it is made (`private_files`)."""
+    with private_files(root, traversable=os.geteuid() == 0):  # as root, PostgreSQL runs as `postgres`
+        return _start(root, ports, restore_from)
+
+
+def _start(root: Path, ports: Ports, restore_from: Path | None) -> dict:
     from infra.stack.local import QUIET, record_services, wait_workers
     from tasks.cluster import dask_env_vars
 
-    root.mkdir(parents=True, exist_ok=True)
     logs = root / "logs"
     secrets_file = root / "secrets.json"
     if secrets_file.exists():
@@ -274,18 +283,16 @@ def production_up(root: Path, ports: Ports = Ports(), restore_from: Path | None 
     else:
         sec = Secrets.generate()
         secrets_file.write_text(json.dumps(asdict(sec)))
-        os.chmod(secrets_file, 0o600)
     tls = root / "tls"
     if not (tls / "ca.pem").exists():
         _tls_files(tls)
     if not (root / "c2pa" / "signer.key.pem").exists():
-        from tasks.credentials import _make_chain
+        from tasks.credentials import make_chain
 
         (root / "c2pa").mkdir(exist_ok=True)
-        key, chain = _make_chain()
+        key, chain = make_chain(os.environ.get("COLORIZE_ARCHIVE_NAME", "colorize-archive production"))
         (root / "c2pa" / "signer.chain.pem").write_bytes(chain)
         (root / "c2pa" / "signer.key.pem").write_bytes(key)
-        os.chmod(root / "c2pa" / "signer.key.pem", 0o600)
     services: dict[str, dict] = {}
     record = record_services(
         root, services, lambda: {"pipeline": client_env(sec, ports, tls), "reader": client_env(sec, ports, tls, "reader")}
@@ -296,7 +303,6 @@ def production_up(root: Path, ports: Ports = Ports(), restore_from: Path | None 
         if restore_from is not None:
             restore_databases(sec, ports, restore_from)
         (root / "s3.json").write_text(json.dumps(seaweed_identities(sec)))
-        os.chmod(root / "s3.json", 0o600)
         weed = weed_mini(root / "seaweedfs", ports.s3, ",".join(BUCKETS), f"-s3.config={root / 's3.json'}")
         (root / "seaweedfs").mkdir(exist_ok=True)
         record("seaweedfs", _spawn("seaweedfs", weed, logs, env=QUIET), f"http://127.0.0.1:{ports.s3}")
@@ -311,7 +317,6 @@ def production_up(root: Path, ports: Ports = Ports(), restore_from: Path | None 
         prefect = [_bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(ports.prefect)]
         record("prefect", _spawn("prefect", prefect, logs, env=prefect_env), f"http://127.0.0.1:{ports.prefect}/api")
         (root / "mlflow_auth.ini").write_text(mlflow_auth_ini(sec, ports))
-        os.chmod(root / "mlflow_auth.ini", 0o600)
         mlflow_env = {
             **QUIET,
             "MLFLOW_AUTH_CONFIG_PATH": str(root / "mlflow_auth.ini"),
@@ -320,22 +325,23 @@ def production_up(root: Path, ports: Ports = Ports(), restore_from: Path | None 
             "AWS_ACCESS_KEY_ID": sec.s3["mlflow"][0],
             "AWS_SECRET_ACCESS_KEY": sec.s3["mlflow"][1],
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            # in the environment, which only this user can read, not on the command line, which `ps` shows everyone
+            "MLFLOW_BACKEND_STORE_URI": f"postgresql+psycopg2://mlflow:{sec.mlflow_db}@127.0.0.1:{ports.postgres}/mlflow",
         }
         mlflow = [
             _bin("mlflow"), "server", "--app-name", "basic-auth", "--host", "127.0.0.1", "--port", str(ports.mlflow), "--workers", "2",
-            "--backend-store-uri", f"postgresql+psycopg2://mlflow:{sec.mlflow_db}@127.0.0.1:{ports.postgres}/mlflow",
             "--artifacts-destination", "s3://mlflow-artifacts/",
         ]  # fmt: skip
         record("mlflow", _spawn("mlflow", mlflow, logs, env=mlflow_env), f"http://127.0.0.1:{ports.mlflow}")
         tls_args = ["--tls-ca-file", str(tls / "ca.pem")]
-        scheduler = [_bin("dask"), "scheduler", "--host", "127.0.0.1", "--port", str(ports.dask), "--protocol", "tls", "--no-dashboard",
+        scheduler = [_bin("dask"), "scheduler", "--port", str(ports.dask), "--protocol", "tls", *DASK_LOOPBACK,
                      *tls_args, "--tls-cert", str(tls / "scheduler.pem"), "--tls-key", str(tls / "scheduler.key")]  # fmt: skip
         record(
             "dask-scheduler", _spawn("dask-scheduler", scheduler, logs, env={**QUIET, **dask_env_vars()}), f"tls://127.0.0.1:{ports.dask}"
         )
         worker_env = {**QUIET, **dask_env_vars(), **client_env(sec, ports, tls)}
         for i in range(2):
-            worker = [_bin("dask"), "worker", f"tls://127.0.0.1:{ports.dask}", "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
+            worker = [_bin("dask"), "worker", f"tls://127.0.0.1:{ports.dask}", "--nthreads", "1", "--nworkers", "1", *DASK_LOOPBACK,
                       "--name", f"worker-{i}", *tls_args, "--tls-cert", str(tls / "worker.pem"), "--tls-key", str(tls / "worker.key")]  # fmt: skip
             record(f"dask-worker-{i}", _spawn(f"dask-worker-{i}", worker, logs, env=worker_env), f"tls://127.0.0.1:{ports.dask}")
         wait_http(f"http://127.0.0.1:{ports.s3}", services["seaweedfs"]["pid"], 120, "seaweedfs", accept=(200, 403))

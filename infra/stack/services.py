@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -12,6 +13,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 
 @dataclass
@@ -23,6 +25,26 @@ class Service:
 
     def stop(self, timeout: float = 10.0) -> None:
         stop_pid(self.pid, timeout)
+
+
+# Dask servers bind to loopback only: even without a dashboard each runs an HTTP server (logs,
+# tracebacks, metrics, no authentication) on every interface unless told where
+DASK_LOOPBACK = ["--host", "127.0.0.1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0"]  # workers and scheduler
+
+
+@contextlib.contextmanager
+def private_files(root: Path, traversable: bool = False) -> Iterator[None]:
+    """Everything this process and the services it starts create meanwhile is its user's alone, from
+    the start (umask 077: secret files 0600, folders 0700; no chmod after writing, when another user
+    could already have opened the file). `root` itself is 0700, or 0711 where a service running as
+    another user (PostgreSQL as `postgres`) must pass through it."""
+    old = os.umask(0o077)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        os.chmod(root, 0o711 if traversable else 0o700)
+        yield
+    finally:
+        os.umask(old)
 
 
 def free_port() -> int:
