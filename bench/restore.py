@@ -124,7 +124,7 @@ def profile(pkg, paths: list[Path], bf16: bool) -> None:
     from pathlib import Path as P
 
     from tasks.credentials import CredentialSigner, development_identity
-    from tasks.restore import PREVIEW, THUMB
+    from tasks.restore_worker import PREVIEW, THUMB
 
     torch.set_num_threads(1)
     signer = CredentialSigner(development_identity(P(tempfile.mkdtemp()) / "c2pa"))
@@ -202,7 +202,7 @@ def in_worker_conditions(what: str, pkg_dir: str, src: str, bf16: bool) -> str:
 def _restore_half(job, batches: list[list[str]], barrier, results) -> None:
     """One of the two plain processes of `side_by_side`: the model loaded and a batch done first, as
     in a warm worker, then its batches once both are ready, twice."""
-    from tasks.restore import Settled, restore_batch, warm_worker
+    from tasks.restore_worker import Settled, restore_batch, warm_worker
 
     warm_worker(job.ref, job.cfg.size)
     settled = Settled(frozenset())
@@ -237,7 +237,7 @@ def side_by_side(job, batches: list[list[str]]) -> float:
 
 
 def _warm() -> None:
-    import tasks.restore  # noqa: F401  (torch, the core, storage)
+    import tasks.restore_worker  # noqa: F401  (torch, the core, storage)
 
 
 def main() -> bool:
@@ -248,7 +248,8 @@ def main() -> bool:
     from tasks.credentials import signing_identity
     from tasks.layout import DestLayout
     from tasks.registry import resolve_model
-    from tasks.restore import RestoreJob, restore_on_dask, warm_worker
+    from tasks.restore_runs import restore_on_dask
+    from tasks.restore_worker import RestoreJob, warm_worker
 
     bins = canonical_bins()
     ref = reference_package()

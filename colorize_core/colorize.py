@@ -15,10 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from .color import gamut_tables, gray_to_l, rgb_to_l
 from .decoding import DecodeConfig
+from .hint_propagation import propagate_hints
+from .hints import rasterise
 from .imageio import DecodedImage
 from .inference import Prediction, bf16_pays, predict
 from .kernels import field_rows, srgb_rows
@@ -113,8 +116,13 @@ class ColorizedBatch:
     """Images colorized together: one forward pass for all of them at construction, then each image's
     full-resolution join on request (`colorized(i)`), so a caller can write and release each in turn."""
 
-    def __init__(self, pkg, images: list[DecodedImage], cfg: ColorizeConfig = ColorizeConfig(), bf16: bool = False):
+    def __init__(
+        self, pkg, images: list[DecodedImage], cfg: ColorizeConfig = ColorizeConfig(), bf16: bool = False, hints: list | None = None
+    ):
+        """`hints`: each image's curator hints (a tuple of `hints.Hint`, empty for none), honoured by the
+        classic propagation along the image's edges with the network's colours as the prior."""
         self.images, self.cfg = list(images), cfg.resolved(pkg.decode)
+        self.hints = hints or [()] * len(self.images)
         self.L_small = torch.stack([network_input(img, self.cfg.size) for img in images])  # (B, S, S)
         pred = predict(pkg.model, self.L_small[:, None], bf16)
         self.ab_small, self.doubt = decoded(pkg, pred, self.cfg.decode).cpu(), pred.doubt().cpu()  # (B, 2, h, w), (B, h, w)
@@ -124,13 +132,23 @@ class ColorizedBatch:
         per image (the batch lets go of it afterwards)."""
         img, cfg = self.images[i], self.cfg
         self.images[i] = None
-        field = ChromaField(self.L_small[i], self.ab_small[i], img.size, cfg.upsample)
+        field = ChromaField(self.L_small[i], self.hinted_ab(i, img.size), img.size, cfg.upsample)
         return Colorized(
             rgb=join_full_resolution(img, field, cfg.strip_rows),
             doubt=float(self.doubt[i].mean()),
             doubt_map=doubt_picture(self.doubt[i], img.size, cfg.uncertainty_max_side) if cfg.uncertainty else None,
             previews=preview_pair(img, field, preview_side) if preview_side else None,
         )
+
+
+    def hinted_ab(self, i: int, size: tuple[int, int]) -> torch.Tensor:
+        """Image i's ab at the network's output size, or with its hints at the working size (S, S)."""
+        if not self.hints[i]:
+            return self.ab_small[i]
+        L = self.L_small[i]  # (S, S)
+        prior = F.interpolate(self.ab_small[i][None].float(), size=L.shape, mode="bilinear", align_corners=False)[0]  # (2, S, S)
+        hint_ab, mask = rasterise(self.hints[i], tuple(L.shape), size)
+        return torch.from_numpy(propagate_hints(L.numpy(), prior.numpy(), hint_ab, mask))
 
 
 def decoded(pkg, pred: Prediction, decode_cfg: DecodeConfig) -> torch.Tensor:

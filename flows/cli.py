@@ -247,43 +247,59 @@ def restore(
         None, help="when done, compare with this version's outputs in DEST (colorizer-v3, or 'previous')"
     ),
     credentials: bool = _CREDENTIALS,
+    hints: Optional[str] = typer.Option(
+        None, help="curators' colour hints (JSON, see the curator's guide): a path or any fsspec URL; hinted outputs go beside the automatic ones"
+    ),
     storage_options: Optional[str] = typer.Option(None),
 ) -> None:
     """Colorize a whole collection; exit status 0 when every item is done, 3 when some failed (they are
     listed, and recorded in the manifest), 2 for a usage error, 1 when a service is unreachable."""
     _storage(storage_options)
-    s = _restore(source, dest, model, _colorize_config, (decode, temperature, top_k, upsample, size, uncertainty), batch_size,
-                 dask_address, workers, review, only_rejected=only_rejected, compare_with=compare_with, credentials=credentials)  # fmt: skip
+    s = _restore(source, dest, model, (decode, temperature, top_k, upsample, size, uncertainty), batch_size,
+                 dask_address, workers, review, only_rejected=only_rejected, compare_with=compare_with, credentials=credentials,
+                 hints=_hints(hints))  # fmt: skip
     _report(s)
     raise typer.Exit(ITEMS_FAILED if s.failed else 0)
 
 
-def _restore(source, dest, model, make_cfg, cfg_args, batch_size=None, dask_address=None, workers=2, review=True, **flow_options):
-    """Checks first; then the local cluster starts (and loads the model on its workers) while the flow's
-    Prefect API starts, instead of one after the other."""
-    from tasks.checks import check_dest, check_source
+def _hints(url: Optional[str]):
+    """The hints file read and checked before anything starts (a HintsError is a usage error)."""
+    if url is None:
+        return None
+    from tasks.checks import check_source
+    from tasks.restore_worker import load_hints
 
-    check_source(source)
-    check_dest(source, dest)
+    check_source(url, "hints file")
+    return load_hints(url)
+
+
+def _restore(source, dest, model, cfg_args, batch_size=None, dask_address=None, workers=2, review=True, **flow_options):
+    """Checks and resolves once (`plan_restore`); then the local cluster starts (and loads the model on
+    its workers) while the flow's Prefect API starts, instead of one after the other."""
     _tracking_reachable()
     api = _PrefectApiInBackground()
     from flows.restore import restore_flow
+    from tasks.checks import check_dest, check_source
     from tasks.cluster import ClusterInBackground
     from tasks.registry import resolve_model
+    from tasks.restore_runs import RestorePlan
+    from tasks.restore_worker import warm_worker
     from tasks.storage import any_file
 
+    check_source(source)
+    check_dest(source, dest)
     ref = resolve_model(model)
-    cfg = make_cfg(*cfg_args, model_dir=ref.directory)
+    plan = RestorePlan.of(source, dest, ref, _colorize_config(*cfg_args, model_dir=ref.directory))
     own_cluster = not (dask_address or os.environ.get("COLORIZE_DASK_ADDRESS")) and any_file(source)
-    background = ClusterInBackground(workers, ref, cfg.size) if own_cluster else None
+    background = ClusterInBackground(workers, functools.partial(warm_worker, ref, plan.cfg.size)) if own_cluster else None
     try:
         address = dask_address or (background.address if background else None)
         api.join()
         return restore_flow(
             source,
             dest,
-            model=model,
-            colorize=cfg,
+            model=plan.ref,
+            colorize=plan.cfg,
             dask_address=address,
             n_workers=workers,
             review=review,
@@ -362,7 +378,7 @@ def image(
     _tracking_reachable()
     from tasks.credentials import signing_identity
     from tasks.registry import resolve_model
-    from tasks.restore import colorize_one
+    from tasks.restore_worker import colorize_one
     from tasks.state import state_dir
 
     ref = resolve_model(model)
@@ -635,7 +651,7 @@ def run(
     Prefect without a server."""
     from tasks.state import state_dir
 
-    s = _restore(source, dest or str(state_dir() / "restored"), DEFAULT_MODEL, _colorize_config, (None, None, None, None, None, False))
+    s = _restore(source, dest or str(state_dir() / "restored"), DEFAULT_MODEL, (None, None, None, None, None, False))
     _report(s)
     raise typer.Exit(ITEMS_FAILED if s.failed else 0)
 

@@ -6,42 +6,43 @@ import os
 import time
 import uuid
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE
 
 from colorize_core.colorize import ColorizeConfig
 from colorize_core.imageio import ReaderConfig
-from colorize_core.package import read_decode
 from flows.review import compare_flow
-from tasks.checks import check_dest, check_source
 from tasks.cluster import dask_client
 from tasks.credentials import signing_identity
 from tasks.decisions import rejected
 from tasks.iiif import write_iiif
-from tasks.layout import DestLayout, output_folder
 from tasks.lease import Lease
 from tasks.preprocess import list_sources
-from tasks.registry import DEFAULT_MODEL_URI, resolve
-from tasks.restore import (
-    RestoreJob,
-    RestoreSummary,
+from tasks.registry import DEFAULT_MODEL_URI, ModelRef
+from tasks.restore_report import RestoreSummary, publish_report
+from tasks.restore_runs import (
+    RestorePlan,
     done_items,
     finish_manifest,
     load_manifests,
+    plan_restore,
     previous_version,
-    publish_report,
     remove_stale_temporaries,
     restore_on_dask,
     sort_items,
 )
+from tasks.restore_worker import RestoreJob, load_hints
 from tasks.review import write_run_review
 from tasks.state import state_dir
+
+plan = task(plan_restore, name="plan_restore", retries=2, retry_delay_seconds=3, cache_policy=NONE)
 
 
 @flow(name="restore", log_prints=True)
 def restore_flow(
     source: str,
     dest: str,
-    model: str = DEFAULT_MODEL_URI,
+    model: str | ModelRef = DEFAULT_MODEL_URI,
     colorize: ColorizeConfig = ColorizeConfig(),
     batch_size: int = 4,  # images per forward pass: small batches keep the workers evenly loaded on a CPU
     max_pixels: int = ReaderConfig.max_pixels,
@@ -54,23 +55,24 @@ def restore_flow(
     compare_with: str | None = None,
     credentials: bool = True,
     iiif_rights: str | None = None,
+    hints: str | dict | None = None,
 ) -> RestoreSummary:
-    """`colorize.decode` None (the default) decodes as the model package says. `only` limits the run
+    """`model`: a registry URI or package folder (a deployment's text: SOURCE and DEST are checked and
+    the model resolved here), or the ModelRef a caller resolved after checking them (the command line).
+    `colorize.decode` None (the default) decodes as the model package says. `only` limits the run
     to these content hashes; `only_rejected` to the items curators rejected (`colorize review import`).
     `compare_with` ("previous", or a folder under DEST such as colorizer-v3) writes a page comparing
     this run's model version with that one when the run finishes (the museum-reprocess deployment).
     `credentials`: Content Credentials (C2PA) signed into every output (see tasks/credentials.py).
-    `iiif_rights`: the rights statement URI of the run's IIIF manifests (default COLORIZE_IIIF_RIGHTS)."""
+    `iiif_rights`: the rights statement URI of the run's IIIF manifests (default COLORIZE_IIIF_RIGHTS).
+    `hints`: curators' colour hints (`colorize_core.hints`): a file's URL, or the parsed hints. Each
+    hinted item's output sits beside the automatic one, named by the hints' id."""
     started = time.time()
-    check_source(source)
-    check_dest(source, dest)
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    ref = resolve(model)
-    package_decode = read_decode(ref.directory)
-    cfg = colorize.resolved(package_decode)
-    layout = DestLayout(dest, output_folder(ref.prefix, cfg.settings(), ColorizeConfig().resolved(package_decode).settings()))
+    p = RestorePlan.of(source, dest, model, colorize) if isinstance(model, ModelRef) else plan(source, dest, model, colorize)
+    ref, layout = p.ref, p.layout
     signing = signing_identity(state_dir()) if credentials else None
-    job = RestoreJob(source, layout, ref, cfg, ReaderConfig(max_pixels), run_id, review, signing)
+    job = RestoreJob(source, layout, ref, p.cfg, ReaderConfig(max_pixels), run_id, review, signing, load_hints(hints))
     summary = RestoreSummary(run_id=run_id, model=f"{ref.name} v{ref.version}", outputs=layout.outputs)
     images, _ = list_sources(source)
     summary.seen = len(images)

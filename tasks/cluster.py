@@ -148,27 +148,26 @@ def free_port() -> int:
 
 
 class ClusterInBackground:
-    """A LocalCluster of worker processes started on a thread, with the model loaded on its workers,
-    while the caller goes on with other start-up work (the Prefect API, the registry). Its address is
-    known at once (a port chosen up front); a client connecting early waits for the scheduler."""
+    """A LocalCluster of worker processes started on a thread, each worker warmed by `warm()` (the
+    model loaded), while the caller goes on with other start-up work (the Prefect API, the registry).
+    Its address is known at once (a port chosen up front); a client connecting early waits for the
+    scheduler."""
 
-    def __init__(self, n_workers: int, ref=None, size: int = 256):
+    def __init__(self, n_workers: int, warm: Callable[[], object] | None = None):
         self.address = f"tcp://127.0.0.1:{free_port()}"
         self.cluster: LocalCluster | None = None
         self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._start, args=(n_workers, ref, size), daemon=True, name="cluster-start")
+        self._thread = threading.Thread(target=self._start, args=(n_workers, warm), daemon=True, name="cluster-start")
         self._thread.start()
 
-    def _start(self, n_workers: int, ref, size: int) -> None:
+    def _start(self, n_workers: int, warm: Callable[[], object] | None) -> None:
         try:
             logging.getLogger("distributed").setLevel(logging.WARNING)
             port = int(self.address.rsplit(":", 1)[1])
             self.cluster = local_cluster(n_workers, scheduler_port=port)
-            if ref is not None:
-                from tasks.restore import warm_worker
-
+            if warm is not None:
                 with Client(self.cluster, set_as_default=False) as client:
-                    client.run(warm_worker, ref, size)
+                    client.run(warm)
         except BaseException as e:  # reported by close(); the flow's own client fails with a clear timeout meanwhile
             self.error = e
 

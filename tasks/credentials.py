@@ -149,6 +149,7 @@ def manifest_definition(prov: dict, title: str, grey_id: str) -> dict:
                 "data": {
                     "actions": [
                         {"action": "c2pa.opened", "parameters": {"ingredientIds": [grey_id]}},
+                        *_hint_action(prov),
                         {
                             "action": "c2pa.color_adjustments",
                             "description": "Colorized automatically. " + prov["note"],
@@ -168,6 +169,14 @@ def manifest_definition(prov: dict, title: str, grey_id: str) -> dict:
             }
         ],
     }
+
+
+def _hint_action(prov: dict) -> list[dict]:
+    """A person's edit, when a curator's hints guided the colours: how many, and which (their id)."""
+    if not prov.get("hints"):
+        return []
+    return [{"action": "c2pa.edited", "description": f"Colour hints placed by a person: {prov['hints']} points (hints {prov['hints_id']})",
+             "parameters": {"hints": prov["hints"], "hints_id": prov["hints_id"]}}]  # fmt: skip
 
 
 class CredentialSigner:
@@ -278,6 +287,23 @@ def verify_bytes(data: bytes, path: str, fmt: str, anchors: bytes = b"") -> Verd
     else:
         status, detail = "valid", ""
     return Verdict(path, status, params.get("model"), params.get("model_version"), detail, signer)
+
+
+def ingredient_of(data: bytes) -> str | None:
+    """The parent ingredient's id (sha256:<content hash of the grey original>) named by a file's Content
+    Credentials, whether or not their signer is trusted; None without credentials."""
+    import json
+
+    import c2pa
+    from PIL import Image
+
+    try:
+        fmt = Image.open(io.BytesIO(data)).format or "JPEG"
+        store = json.loads(c2pa.Reader(MIME.get(fmt, "image/jpeg"), io.BytesIO(data)).json())
+    except Exception:  # no credentials, or none that can be read
+        return None
+    active = store["manifests"][store["active_manifest"]]
+    return next((i.get("instance_id") for i in active.get("ingredients", []) if i.get("relationship") == "parentOf"), None)
 
 
 def verify_url(url: str, anchors: bytes = b"") -> Verdict:

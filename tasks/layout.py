@@ -34,6 +34,12 @@ def version_folder(name: str, version: str) -> str:
     return f"{name}-v{version}"
 
 
+def item_key(content_hash: str, hints_id: str | None) -> str:
+    """An item's identity within an output folder: its content, and the curator's hints when given
+    (outputs made with hints never stand in for the automatic one, nor for other hints)."""
+    return f"{content_hash}+{hints_id}" if hints_id else content_hash
+
+
 def output_folder(model_folder: str, settings: dict, model_settings: dict) -> str:
     """The folder of a model version's outputs made with `settings` (the resolved colorization settings):
     the plain version folder for the model package's own settings, else one named by their hash."""
@@ -82,8 +88,15 @@ class DestLayout:
     def decisions(self) -> str:
         return join(self.dest, "_decisions")
 
-    def output_key(self, source_root: str, uri: str, src_format: str | None = None) -> str:
-        """DEST/<model>-v<version>/<path relative to SOURCE>; refuses keys that would escape DEST."""
+    @staticmethod
+    def relative_key(source_root: str, uri: str) -> str:
+        """`uri`'s path under SOURCE (its key in a hints file), '' when it is not under it."""
+        root, path = source_root.rstrip("/").split("://")[-1], uri.split("://")[-1]
+        return posixpath.basename(path) if path == root else path[len(root) :].lstrip("/") if path.startswith(root + "/") else ""
+
+    def output_key(self, source_root: str, uri: str, src_format: str | None = None, hints_id: str | None = None) -> str:
+        """DEST/<model>-v<version>/<path relative to SOURCE>, `.hints-<id>` before the extension when
+        made with a curator's hints; refuses keys that would escape DEST."""
         root = source_root.rstrip("/").split("://")[-1]
         path = uri.split("://")[-1]
         rel = posixpath.basename(path) if path == root else path[len(root) :].lstrip("/")
@@ -96,6 +109,9 @@ class DestLayout:
             _, ext = output_format(src_format)
             if ext:
                 norm = posixpath.splitext(norm)[0] + ext
+        if hints_id:
+            stem, ext = posixpath.splitext(norm)
+            norm = f"{stem}.hints-{hints_id}{ext}"
         return join(self.outputs, norm)
 
     @staticmethod

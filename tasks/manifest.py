@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.layout import version_folder
+from tasks.layout import item_key, version_folder
 from tasks.storage import atomic_write, filesystem, retrying
 
 
@@ -38,6 +38,12 @@ class ManifestRow:
     grey_preview: str | None = None
     source_stamp: str | None = None  # the source's size and ETag or mtime when listed (`storage.stamp`)
     folder: str | None = None  # the outputs' folder under DEST (`layout.output_folder`); older rows: the version's
+    hints: str | None = None  # id of the curator's hints that made the output (`hints.hints_id`); None: automatic
+
+    @property
+    def item(self) -> str:
+        """What makes an output what it is, within its folder: the content, and the hints when given."""
+        return item_key(self.content_hash or "", self.hints)
 
     def settings(self) -> dict:
         return json.loads(self.decode)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import io
 import json
 import posixpath
-from urllib.parse import quote
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
+from urllib.parse import quote
 
 import numpy as np
 from PIL import Image
@@ -24,8 +24,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 
 from colorize_core.color import rgb_to_lab
-from tasks.layout import DestLayout
 from tasks.checks import ArgumentError
+from tasks.layout import DestLayout
 from tasks.manifest import ManifestRow, read_manifests
 from tasks.storage import atomic_write, join, read_bytes, retrying
 

@@ -108,9 +108,17 @@ def atomic_write(url: str, data: bytes | Callable[[BinaryIO], object], replace: 
     """
     fs, path = filesystem(url)
     if set(fs.protocol) & OBJECT_STORES:
-        if not replace and fs.exists(path):  # the destination's lease keeps other writers of this folder away
-            raise FileExistsError(f"{url} exists and is not replaced")
-        fs.pipe_file(path, data if isinstance(data, bytes) else _in_memory(data))
+        blob = data if isinstance(data, bytes) else _in_memory(data)
+        if replace:
+            fs.pipe_file(path, blob)
+            return
+        try:  # a conditional PUT (If-None-Match: *), as the lease is created
+            with fs.open(path, "xb") as f:
+                f.write(blob)
+        except OSError as e:  # S3 answers 412 Precondition Failed
+            if isinstance(e, FileExistsError) or "precondition" in str(e).lower().replace("-", ""):
+                raise FileExistsError(f"{url} exists and is not replaced") from None
+            raise
         return
     parent = posixpath.dirname(path)
     tmp = posixpath.join(parent, f"_tmp-{uuid.uuid4().hex[:20]}")

@@ -120,7 +120,7 @@ def test_a_run_removes_what_its_killed_workers_left_half_written(tmp_path):
     kills at a random moment); the run removes its own before letting go of the destination, and
     leaves another run's report folder alone."""
     from tasks.layout import DestLayout
-    from tasks.restore import remove_stale_temporaries
+    from tasks.restore_runs import remove_stale_temporaries
 
     layout = DestLayout(str(tmp_path / "dest"), "testmodel-v1")
     ours = [tmp_path / "dest" / "testmodel-v1" / "sub" / "_tmp-1-a.png", tmp_path / "dest" / "_reports" / "run-a" / "img" / "_tmp-2-x.jpg"]

@@ -167,3 +167,45 @@ def test_pipeline_promotion_deployments_and_two_workers(prod, tmp_path):
     listed = run([str(BIN / "prefect"), "deployment", "ls"], env)
     assert "archive-restoration" in listed and "museum-reprocess" in listed
     json.dumps(info["services"])  # still serialisable for `stack status`
+
+
+def _tree_pids(pid: int) -> set[int]:
+    import psutil
+
+    try:
+        p = psutil.Process(pid)
+        return {pid} | {c.pid for c in p.children(recursive=True)}
+    except psutil.NoSuchProcess:
+        return set()
+
+
+def test_the_stack_keeps_its_secrets_to_its_user_and_listens_on_loopback_only(prod):
+    """Every file of the stack is its user's alone (secrets, certificates' keys, databases' passwords,
+    SeaweedFS volumes, logs: 0600, folders 0700; the stack's own folder 0711 where PostgreSQL runs as
+    `postgres` and must pass through); no process of the stack listens on another address than
+    127.0.0.1; no command line carries a password (`ps` shows them to every user)."""
+    import psutil
+
+    root, _, info, _ = prod
+    stack = root / "stack"
+    loose = []
+    for path in [stack, *stack.rglob("*")]:
+        st = path.lstat()
+        if path.is_symlink() or not (path.is_file() or path.is_dir()) or st.st_uid != os.getuid():
+            continue  # sockets; PostgreSQL's own files (its user's, 0700 / 0600 by initdb)
+        mode = st.st_mode & 0o777
+        allowed = (0o711 if os.geteuid() == 0 else 0o700) if path == stack else 0o700 if path.is_dir() else 0o600
+        if mode & ~allowed:
+            loose.append(f"{oct(mode)} {path.relative_to(root)}")
+    assert not loose, "readable by others:\n" + "\n".join(loose[:30])
+    pids = set().union(*(_tree_pids(s["pid"]) for s in info["services"].values()))
+    listening = [c for c in psutil.net_connections("inet") if c.status == psutil.CONN_LISTEN and c.pid in pids]
+    assert listening and all(c.laddr.ip == "127.0.0.1" for c in listening), [(c.pid, c.laddr) for c in listening if c.laddr.ip != "127.0.0.1"]
+    sec = load_secrets(stack)
+    passwords = [sec.postgres, sec.prefect_db, sec.mlflow_db, sec.mlflow_admin, sec.prefect_auth.split(":", 1)[1], *sec.users.values()]
+    for pid in pids:
+        try:
+            cmdline = " ".join(psutil.Process(pid).cmdline())
+        except psutil.NoSuchProcess:
+            continue
+        assert not [p for p in passwords if p in cmdline], f"a password on the command line of {cmdline[:120]}"

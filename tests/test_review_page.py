@@ -142,3 +142,45 @@ def test_compare_page_orders_items_by_how_much_a_new_version_changes_them(run, b
     assert diffs == sorted(diffs, reverse=True) and diffs[0] > 0
     time.sleep(0.5)
     assert console_errors(driver) == []
+
+
+HOSTILE = "=1+1 #b?c%d.png"  # a formula to a spreadsheet; '#', '?' and '%' to a URL
+
+
+@pytest.fixture(scope="module")
+def hostile_run(tmp_path_factory, prefect_harness):
+    from flows.restore import restore_flow
+
+    root = tmp_path_factory.mktemp("hostile")
+    (root / "src").mkdir()
+    gray_of("chelsea.png").save(root / "src" / HOSTILE)
+    pkg = make_package(root / "pkg", "1")
+    s = restore_flow(str(root / "src"), str(root / "dest"), model=pkg, colorize=ColorizeConfig(uncertainty=True), progress=False)
+    assert s.done == 1
+    return s
+
+
+def test_a_hostile_name_keeps_its_links_and_its_csv_cell_stays_text(hostile_run, browser):
+    """The uncertainty map of a file named with '#', '?', '%' loads; the slider's labels sit over the
+    pictures they name; the CSV export keeps a formula-like name as text, and the import reads it back."""
+    from tasks.decisions import parse_decisions
+
+    driver, downloads = browser
+    driver.get(Path(hostile_run.report).as_uri())
+    WebDriverWait(driver, 30).until(lambda d: len(cards(d)) == 1)
+    cards(driver)[0].find_element(By.CSS_SELECTOR, ".pics").click()
+    WebDriverWait(driver, 10).until(lambda d: d.find_element(By.ID, "detail").is_displayed())
+    wait_for(lambda: driver.find_element(By.ID, "uncertainty").get_property("naturalWidth") > 0, 30)
+    after, before = driver.find_element(By.ID, "label-after"), driver.find_element(By.ID, "label-before")
+    assert after.text == "colorized" and before.text == "grey input"
+    # the colorized picture covers the left part, up to the slider: its label is on the left
+    assert after.rect["x"] < before.rect["x"]
+    driver.find_element(By.ID, "close").click()
+    cards(driver)[0].find_element(By.CSS_SELECTOR, 'button[data-decision="rejected"]').click()
+    driver.find_element(By.ID, "export-csv").click()
+    wait_for(lambda: any(p.stat().st_size > 0 for p in downloads.glob("decisions-*.csv")), 30)
+    text = next(downloads.glob("decisions-*.csv")).read_text()
+    assert f"\"'{HOSTILE}\"" in text, text
+    [row] = parse_decisions(text.encode(), "decisions.csv")
+    assert row["name"] == HOSTILE and row["decision"] == "rejected"
+    assert console_errors(driver) == []

@@ -1,0 +1,119 @@
+"""Curators' hints: one format, errors that name the key and the field, and colours that spread along
+the photograph's edges from the network's own colours."""
+
+import json
+
+import numpy as np
+import pytest
+
+from colorize_core.color import rgb_to_lab
+from colorize_core.hint_propagation import propagate_hints
+from colorize_core.hints import Hint, HintsError, hints_document, hints_id, parse_hints, rasterise
+
+
+def doc(images) -> str:
+    return json.dumps({"version": 1, "images": images})
+
+
+def test_a_hint_takes_its_chroma_from_the_colour_and_ab_wins_over_it():
+    hints = parse_hints(doc({"a/b.jpg": [{"x": 0.41, "y": 0.27, "radius": 0.01, "color": "#b03a2e"},
+                                         {"x": 0.5, "y": 0.5, "radius": 0.02, "color": "#000000", "ab": [12.5, -40]}]}))  # fmt: skip
+    first, second = hints["a/b.jpg"]
+    lab = rgb_to_lab(np.array([[[0xB0, 0x3A, 0x2E]]], np.uint8))[0, 0]
+    assert first.ab == pytest.approx((lab[1], lab[2]), abs=1e-4) and first.ab[0] > 30, "a red: positive a*"
+    assert second.ab == (12.5, -40.0)
+    [again] = parse_hints(hints_document(hints)).values()  # written by a program (as ab), read back
+    assert [(h.x, h.y, h.radius) for h in again] == [(0.41, 0.27, 0.01), (0.5, 0.5, 0.02)]
+    assert again[0].ab == pytest.approx(first.ab, abs=1e-3) and again[1].ab == second.ab
+    assert hints_id(hints["a/b.jpg"]) == hints_id(hints["a/b.jpg"][::-1]) != hints_id(hints["a/b.jpg"][:1])
+
+
+@pytest.mark.parametrize(
+    "images, message",
+    [
+        ({"x.jpg": [{"x": 1.2, "y": 0.5, "radius": 0.01, "color": "#ffffff"}]}, r"images\['x.jpg'\]\[0\].x: 1.2 is outside"),
+        ({"x.jpg": [{"x": 0.2, "y": 0.5, "radius": 0.01, "colour": "#ffffff"}]}, r"images\['x.jpg'\]\[0\]: unknown field 'colour'"),
+        ({"x.jpg": [{"x": 0.2, "y": 0.5, "radius": 0.01}]}, r"images\['x.jpg'\]\[0\]: needs a 'color'"),
+        ({"x.jpg": [{"x": 0.2, "y": 0.5, "radius": 0.01, "color": "red"}]}, r"images\['x.jpg'\]\[0\].color: expected an sRGB hex"),
+        ({"x.jpg": [{"x": 0.2, "y": 0.5, "radius": 0, "ab": [1, 2]}]}, r"\[0\].radius: 0 is outside \(0, 0.5\]"),
+        ({"x.jpg": [{"x": 0.2, "y": 0.5, "radius": 0.1, "ab": [1, 200]}]}, r"\[0\].ab\[1\]: 200 is outside"),
+        ({"../x.jpg": []}, r"image key '../x.jpg' must be a path relative to SOURCE"),
+        ({"x.jpg": {"x": 0.2}}, r"images\['x.jpg'\]: expected a list of hints"),
+    ],
+)
+def test_anything_else_in_a_hints_file_is_an_error_naming_the_key_and_the_field(images, message):
+    with pytest.raises(HintsError, match=message):
+        parse_hints(doc(images), "hints.json")
+
+
+def test_a_hints_file_of_another_version_or_not_json_is_refused():
+    with pytest.raises(HintsError, match="'version' must be 1"):
+        parse_hints(json.dumps({"version": 2, "images": {}}))
+    with pytest.raises(HintsError, match="not JSON"):
+        parse_hints(b"{not json")
+
+
+def test_hints_are_discs_on_the_working_grid_at_least_one_cell():
+    ab, mask = rasterise((Hint(0.25, 0.5, 0.1, (30.0, -10.0)), Hint(0.9, 0.1, 1e-6, (5.0, 5.0))), (64, 64), (200, 400))
+    assert ab.shape == (2, 64, 64) and mask.sum() > 1
+    ys, xs = np.nonzero(mask & (ab[0] == 30))
+    # radius 0.1 of the long side (40 px of 400): 6.4 cells across the width, 12.8 down the height
+    assert xs.max() - xs.min() in range(11, 15) and ys.max() - ys.min() in range(23, 28)
+    assert mask[6, 57] and ab[:, 6, 57].tolist() == [5.0, 5.0], "a tiny hint still marks its cell"
+
+
+def test_hints_spread_along_edges_and_the_network_keeps_the_rest():
+    h = w = 96
+    L = np.full((h, w), 40.0, np.float32)
+    L[:, 48:] = 85.0  # a strong edge down the middle
+    prior = np.stack([np.full((h, w), -5.0, np.float32), np.full((h, w), 8.0, np.float32)])
+    hint_ab, mask = rasterise((Hint(0.2, 0.5, 0.02, (45.0, 30.0)),), (h, w), (h, w))
+    ab = propagate_hints(L, prior, hint_ab, mask)
+    assert np.allclose(ab[:, mask], np.array([[45.0], [30.0]])), "a hint's colour where it was put"
+    near, across = ab[:, 48, 30], ab[:, 48, 52]
+    assert near[0] > across[0] + 5, "the edge stops the colour"
+    assert np.abs(ab[:, :, 90] - prior[:, :, 90]).max() < 2, "far away, across the edge: the network's colours"
+    assert np.array_equal(propagate_hints(L, prior, hint_ab, np.zeros_like(mask)), prior), "no hint: the prior"
+
+
+def test_a_batch_with_hints_writes_beside_the_automatic_outputs_and_reruns_only_changed_hints(tmp_path, prefect_harness):
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    from flows.restore import restore_flow
+    from tests.test_restore import gray_of, make_package
+
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    (src / "a").mkdir(parents=True)
+    gray_of("chelsea.png").save(src / "a" / "cat.png")
+    gray_of("coffee.png").save(src / "cup.png")
+    pkg = make_package(tmp_path / "pkg", "1")
+    red = {"version": 1, "images": {"a/cat.png": [{"x": 0.3, "y": 0.4, "radius": 0.05, "color": "#d02020"}]}}
+    (tmp_path / "hints.json").write_text(json.dumps(red))
+
+    def run(hints):
+        return restore_flow(str(src), str(dest), model=pkg, batch_size=2, progress=False, review=False, hints=hints)
+
+    auto = run(None)
+    hinted = run(str(tmp_path / "hints.json"))
+    assert (auto.done, hinted.done, hinted.skipped) == (2, 1, 1), "only the hinted item is made again"
+    outputs = dest / "testmodel-v1"
+    [made] = outputs.glob("a/cat.hints-*.png")
+    assert (outputs / "a" / "cat.png").exists(), "the automatic output stays"
+    a, b = (np.asarray(Image.open(p).convert("RGB")).astype(int) for p in (outputs / "a" / "cat.png", made))
+    H, W = a.shape[:2]
+    near = (slice(int(0.4 * H) - 3, int(0.4 * H) + 3), slice(int(0.3 * W) - 3, int(0.3 * W) + 3))
+    lab = rgb_to_lab(b[near].astype(np.uint8))
+    assert lab[..., 1].mean() > 20 and np.abs(a[near] - b[near]).mean() > 10, "red where the curator said"
+    row = next(r for r in pq.read_table(hinted.manifest).to_pylist() if r["status"] == "done")
+    assert row["hints"] and row["output"].endswith(f".hints-{row['hints']}.png")
+    assert '"hints": 1' in Image.open(made).text["colorize:provenance"]
+    from tasks.credentials import verify_url
+
+    assert "c2pa.edited" in json.dumps(__import__("c2pa").Reader("image/png", open(made, "rb")).json())
+    assert verify_url(str(made)).status in ("valid", "untrusted")
+    again = run(str(tmp_path / "hints.json"))
+    assert (again.done, again.skipped) == (0, 2), "unchanged hints: nothing to do"
+    red["images"]["a/cat.png"][0]["color"] = "#2040d0"
+    changed = run(red)
+    assert (changed.done, changed.skipped) == (1, 1) and len(list(outputs.glob("a/cat.hints-*.png"))) == 2, "changed hints: a new output beside"
