@@ -273,13 +273,15 @@ def test_content_credentials_in_every_output_format(first_run, collection):
     development signer is on no trust list: that, and only that, is reported), naming the model, its
     version and the grey original by hash as the parent ingredient."""
     from colorize_core.shards import content_hash
-    from tasks.credentials import DIGITAL_SOURCE_TYPE, verify_url
+    from tasks.credentials import DIGITAL_SOURCE_TYPE, trust_anchors, verify_url
+    from tasks.state import state_dir
 
     summary, dest = first_run
     rows = [r for r in pq.read_table(summary.manifest).to_pylist() if r["status"] == "done"]
     formats = set()
+    anchors = trust_anchors(state_dir())  # the development CA this run signed with
     for r in rows:
-        v = verify_url(r["output"])
+        v = verify_url(r["output"], anchors)
         assert v.status == "valid" and v.model == "testmodel" and v.model_version == "1", (r["output"], v)
         formats.add((Image.open(r["output"]).format, Image.open(r["output"]).mode))
         import c2pa
@@ -321,6 +323,6 @@ def test_tampering_is_detected_and_verify_reports_the_destination(first_run, tmp
     outputs = [
         p for p in dest.rglob("*") if p.is_file() and p.parts[len(dest.parts)].startswith("testmodel-v") and ".uncertainty." not in p.name
     ]
-    assert report["counts"] == {"valid": len(outputs), "invalid": 0, "missing": 0} and len(outputs) >= 6
+    assert report["counts"] == {"valid": len(outputs), "untrusted": 0, "invalid": 0, "missing": 0} and len(outputs) >= 6
     recorded = pq.read_table(report["recorded"]).to_pylist()
     assert len(recorded) == len(outputs) and all(r["status"] == "valid" and r["model"] == "testmodel" for r in recorded)
