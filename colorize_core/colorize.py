@@ -119,12 +119,18 @@ class ColorizedBatch:
     def __init__(
         self, pkg, images: list[DecodedImage], cfg: ColorizeConfig = ColorizeConfig(), bf16: bool = False, hints: list | None = None
     ):
-        """`hints`: each image's curator hints (a tuple of `hints.Hint`, empty for none), honoured by the
-        classic propagation along the image's edges with the network's colours as the prior."""
+        """`hints`: each image's curator hints (a tuple of `hints.Hint`, empty for none): the network's
+        input when it takes hints (Zhang et al. 2017), else spread along the image's edges with the
+        network's colours as the prior (Levin et al. 2004)."""
         self.images, self.cfg = list(images), cfg.resolved(pkg.decode)
         self.hints = hints or [()] * len(self.images)
         self.L_small = torch.stack([network_input(img, self.cfg.size) for img in images])  # (B, S, S)
-        pred = predict(pkg.model, self.L_small[:, None], bf16)
+        given = None
+        if pkg.model.cfg.hint_input and any(self.hints):
+            grid = tuple(self.L_small.shape[1:])
+            given = torch.stack([hint_input(h, grid, img.size) for h, img in zip(self.hints, self.images)])  # (B, 3, S, S)
+            self.hints = [()] * len(self.images)  # honoured by the network itself
+        pred = predict(pkg.model, self.L_small[:, None], bf16, given)
         self.ab_small, self.doubt = decoded(pkg, pred, self.cfg.decode).cpu(), pred.doubt().cpu()  # (B, 2, h, w), (B, h, w)
 
     def colorized(self, i: int, preview_side: int = 0) -> Colorized:
@@ -149,6 +155,12 @@ class ColorizedBatch:
         prior = F.interpolate(self.ab_small[i][None].float(), size=L.shape, mode="bilinear", align_corners=False)[0]  # (2, S, S)
         hint_ab, mask = rasterise(self.hints[i], tuple(L.shape), size)
         return torch.from_numpy(propagate_hints(L.numpy(), prior.numpy(), hint_ab, mask))
+
+
+def hint_input(hints: tuple, grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+    """(3, S, S): the hints' ab and mask as a network with hint input takes them."""
+    ab, mask = rasterise(hints, grid, size)
+    return torch.from_numpy(np.concatenate([ab, mask[None].astype(np.float32)]))
 
 
 def decoded(pkg, pred: Prediction, decode_cfg: DecodeConfig) -> torch.Tensor:

@@ -16,10 +16,12 @@ import torch
 
 from .bins import canonical_bins
 from .color import lab_to_rgb
-from .colorize import ColorizeConfig, chroma_at_working_size
+from .colorize import ColorizeConfig, chroma_at_working_size, hint_input
 from .decoding import PAPER_TEMPERATURE, DecodeConfig, annealed_mean
 from .degrade import DegradeConfig, degrade
 from .encoding import SoftEncoder
+from .hint_propagation import propagate_hints
+from .hints import Hint, rasterise
 from .inference import Prediction, predict
 from .metrics import AucAccumulator, colourfulness, psnr
 
@@ -161,4 +163,46 @@ def standard_configs(pkg, base: ColorizeConfig = ColorizeConfig()) -> dict[str, 
     out = {"default": base.resolved(pkg.decode)}
     for name, d in PAPER_DECODES.items():
         out[name] = ColorizeConfig(decode=d, upsample=base.upsample, size=base.size)
+    return out
+
+
+HINT_COUNTS = (0, 1, 5, 10, 20)
+HINT_RADIUS = 0.01  # of the long side, as a curator's click
+
+
+def simulated_curator_hints(sample: Sample, n: int, rng: np.random.Generator) -> tuple[Hint, ...]:
+    """`n` hints at uniform random points, each the mean true ab within its radius: what a curator who
+    knows the colours would place (the evaluation's hints, seeded; training simulates its own)."""
+    H, W = sample.L.shape
+    out = []
+    for x, y in rng.random((n, 2)):
+        _, mask = rasterise((Hint(float(x), float(y), HINT_RADIUS, (0.0, 0.0)),), (H, W), (H, W))
+        a, b = sample.ab[mask].mean(0)
+        out.append(Hint(float(x), float(y), HINT_RADIUS, (float(a), float(b))))
+    return tuple(out)
+
+
+def evaluate_hints(
+    pkg, classic_pkg, items: list[Sample], counts: Iterable[int] = HINT_COUNTS, seed: int = 0, bf16: bool = False
+) -> dict[int, dict[str, dict]]:
+    """{hint count: {method: metrics}} on the same simulated hints for every method: `pkg` taking the
+    hints as input (a model with hint input), `classic_pkg` (a model without) with the hints spread
+    along L's edges from its colours (Levin et al. 2004), and gray. Each at the working size, decoded
+    as each package says."""
+    out = {}
+    for n in counts:
+        rng = np.random.default_rng(seed)
+        evs = {"hint network": Evaluator(), "classic optimisation": Evaluator(), "gray": Evaluator()}
+        for s in items:
+            hints = simulated_curator_hints(s, n, rng)
+            L = torch.from_numpy(s.L_in)[None, None]  # (1, 1, H, W)
+            grid = tuple(s.L.shape)
+            given = hint_input(hints, grid, grid)[None] if pkg.model.cfg.hint_input else None
+            ab = chroma_at_working_size(pkg, L, predict(pkg.model, L, bf16, given), ColorizeConfig().resolved(pkg.decode))[0]
+            evs["hint network"].add(s, ab.permute(1, 2, 0).numpy())
+            prior = chroma_at_working_size(classic_pkg, L, predict(classic_pkg.model, L, bf16), ColorizeConfig().resolved(classic_pkg.decode))[0]
+            hint_ab, mask = rasterise(hints, grid, grid)
+            evs["classic optimisation"].add(s, propagate_hints(s.L_in, prior.numpy(), hint_ab, mask).transpose(1, 2, 0))
+            evs["gray"].add(s, np.zeros_like(s.ab))
+        out[n] = {k: ev.summary() for k, ev in evs.items()}
     return out

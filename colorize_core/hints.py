@@ -20,13 +20,14 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from .color import rgb_to_lab
+from .constants import AB_RANGE
 
 HINTS_VERSION = 1
 _FIELDS = {"x", "y", "radius", "color", "ab"}
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
-AB_RANGE = 128.0  # |a*|, |b*| of any sRGB colour stay below it
 
 
 class HintsError(ValueError):
@@ -146,3 +147,32 @@ def rasterise(hints: tuple[Hint, ...], grid: tuple[int, int], image_size: tuple[
         ab[:, disc] = np.array(h.ab, np.float32)[:, None]
         mask |= disc
     return ab, mask
+
+
+@dataclass(frozen=True)
+class HintSimulation:
+    """Hints simulated from the truth while training a model with hint input (Zhang et al. 2017)."""
+
+    enabled: bool = False  # train with simulated hints (and a model with hint input)
+    p_none: float = 0.25  # share of images with no hint: the automatic colours stay trained
+    p_geometric: float = 0.125  # otherwise 1 + Geometric(p) hints: most images a few, some many
+    max_hints: int = 32
+    max_patch: int = 9  # each hint the mean ab of a square of 1..max_patch pixels of the truth, as in the paper
+
+
+def simulate_hints(ab: torch.Tensor, cfg: HintSimulation, generator: torch.Generator) -> torch.Tensor:
+    """ab (B, 2, H, W) of the truth -> hints (B, 3, H, W): patch means of it at random points, and their
+    mask (channel 2). Drawn from `generator` alone, so a resumed run draws the same hints."""
+    B, _, H, W = ab.shape
+    hints = torch.zeros((B, 3, H, W), dtype=torch.float32)
+    u = torch.rand(B, generator=generator)
+    counts = 1 + torch.floor(torch.log(torch.rand(B, generator=generator).clamp_min(1e-12)) / math.log(1 - cfg.p_geometric)).long()
+    counts = torch.where(u < cfg.p_none, 0, counts.clamp(max=cfg.max_hints))  # (B,)
+    for b in range(B):
+        for _ in range(int(counts[b])):
+            s = int(torch.randint(1, cfg.max_patch + 1, (1,), generator=generator))
+            y = int(torch.randint(0, H - s + 1, (1,), generator=generator))
+            x = int(torch.randint(0, W - s + 1, (1,), generator=generator))
+            hints[b, :2, y : y + s, x : x + s] = ab[b, :, y : y + s, x : x + s].float().mean(dim=(1, 2))[:, None, None]
+            hints[b, 2, y : y + s, x : x + s] = 1.0
+    return hints

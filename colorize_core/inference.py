@@ -103,9 +103,10 @@ def inference_device() -> torch.device:
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, L: torch.Tensor, bf16: bool = False) -> Prediction:
+def predict(model: torch.nn.Module, L: torch.Tensor, bf16: bool = False, hints: torch.Tensor | None = None) -> Prediction:
     """L (B, 1, S, S) in [0, 100] -> Prediction on the model's device: autocast and forward, in one
-    place for every caller."""
+    place for every caller. `hints` (B, 3, S, S) for a model with hint input (ab, mask)."""
     L = L.to(next(model.parameters()).device)
+    extra = (hints.to(L.device).contiguous(memory_format=torch.channels_last),) if hints is not None else ()
     with autocast(L.device, bf16):
-        return Prediction(model(L.contiguous(memory_format=torch.channels_last)).float())
+        return Prediction(model(L.contiguous(memory_format=torch.channels_last), *extra).float())

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .constants import AB_NORM, L_CENT, L_NORM
+from .constants import AB_NORM, L_CENT, L_NORM, MASK_CENT
 
 ARCHS = {
     # name: (width multiplier, middle blocks among 5-7)
@@ -30,6 +30,7 @@ BASE_CHANNELS = (64, 128, 256, 512, 512, 512, 512, 256)
 class ModelConfig:
     arch: str = "small"  # eccv16 (reference, ~32 M parameters) | medium (~8 M) | small (~2 M) | tiny (tests)
     q: int = 313  # bins of the bin set the classifier predicts
+    hint_input: bool = False  # also sees a curator's ab hints and their mask (Zhang et al. 2017's input)
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -50,7 +51,7 @@ class Colorizer(nn.Module):
         self.cfg = cfg
         width, middle = ARCHS[cfg.arch]
         c = [max(8, int(round(ch * width))) for ch in BASE_CHANNELS]
-        self.model1 = _block(1, c[0], 2, stride_last=2)
+        self.model1 = _block(4 if cfg.hint_input else 1, c[0], 2, stride_last=2)
         self.model2 = _block(c[0], c[1], 2, stride_last=2)
         self.model3 = _block(c[1], c[2], 3, stride_last=2)
         self.model4 = _block(c[2], c[3], 3)
@@ -84,9 +85,15 @@ class Colorizer(nn.Module):
     def centres(self) -> torch.Tensor:
         return self.model_out.weight[:, :, 0, 0].T * AB_NORM  # (Q, 2)
 
-    def forward(self, L: torch.Tensor) -> torch.Tensor:
-        """(B, 1, H, W) L in [0, 100] -> (B, Q, H/4, W/4) logits over the bins."""
-        x = self.model4(self.model3(self.model2(self.model1((L - L_CENT) / L_NORM))))
+    def forward(self, L: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 1, H, W) L in [0, 100] -> (B, Q, H/4, W/4) logits over the bins. A model with hint input
+        also takes `hints` (B, 3, H, W): the hints' ab and their mask (1 where a hint is), none when None."""
+        x = (L - L_CENT) / L_NORM
+        if self.cfg.hint_input:
+            if hints is None:
+                hints = torch.zeros((L.shape[0], 3, *L.shape[2:]), dtype=L.dtype, device=L.device)
+            x = torch.cat([x, hints[:, :2] / AB_NORM, hints[:, 2:] - MASK_CENT], dim=1)  # SIGGRAPH17's normalisation
+        x = self.model4(self.model3(self.model2(self.model1(x))))
         for name in self.middle:
             x = getattr(self, name)(x)
         return self.model8(x)
@@ -121,6 +128,16 @@ class PatchDiscriminator(nn.Module):
     def forward(self, L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
         """L (B, 1, H, W) in [0, 100], ab (B, 2, H, W) -> (B, 1, h, w) patch logits."""
         return self.net(torch.cat([(L - L_CENT) / L_NORM, ab / AB_NORM], dim=1))
+
+
+def with_hint_input(state: dict) -> dict:
+    """A state dict of a model without hint input, for the same model with it: the first convolution
+    gets zero weights for the hint channels, so the new model computes exactly what the old one did
+    until training teaches it to use hints."""
+    w = state["model1.0.weight"]  # (C, 1, 3, 3)
+    if w.shape[1] != 1:
+        return state
+    return {**state, "model1.0.weight": torch.cat([w, torch.zeros((w.shape[0], 3, *w.shape[2:]), dtype=w.dtype)], dim=1)}
 
 
 def parameter_count(model: nn.Module) -> int:

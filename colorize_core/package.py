@@ -104,8 +104,6 @@ def package_from_checkpoint(path: str, bins: BinSet, meta: dict | None = None) -
     state = torch.load(path, map_location="cpu", weights_only=True)
     if state["bins_checksum"] != bins.checksum:
         raise ValueError(f"{path} was trained with another bin set ({state['bins_checksum'][:12]})")
-    model = Colorizer(
-        ModelConfig(**state["model_config"]) if state["model_config"]["q"] == bins.q else ModelConfig(state["model_config"]["arch"], bins.q)
-    )
+    model = Colorizer(dataclasses.replace(ModelConfig(**state["model_config"]), q=bins.q))
     model.load_state_dict(state["model"])
     return ColorizerPackage(model.eval(), bins, meta=dict(meta or {}, checkpoint=os.path.basename(path), step=int(state["step"])))

@@ -27,9 +27,10 @@ from .data import AugmentConfig, ShardStream, load_split
 from .decoding import DecodeConfig, annealed_mean
 from .encoding import EncodingConfig, SoftEncoder
 from .evaluation import Sample, evaluate, predicted, samples
+from .hints import HintSimulation, simulate_hints
 from .inference import PRECISIONS, Prediction, autocast, bf16_pays
 from .losses import adversarial_loss, rebalanced_cross_entropy
-from .models import Colorizer, DiscriminatorConfig, ModelConfig, PatchDiscriminator
+from .models import Colorizer, DiscriminatorConfig, ModelConfig, PatchDiscriminator, with_hint_input
 from .package import ColorizerPackage
 
 
@@ -62,6 +63,7 @@ class TrainConfig:
     augment: AugmentConfig = AugmentConfig()
     encoding: EncodingConfig = EncodingConfig()
     gan: GANConfig = GANConfig()
+    hints: HintSimulation = HintSimulation()  # enabled: the model takes hints, trained with simulated ones
 
     @property
     def total_steps(self) -> int:
@@ -197,6 +199,9 @@ def train(
     rank, world = _distributed()
     device = _device()
     torch.manual_seed(cfg.seed)
+    model_cfg = dataclasses.replace(model_cfg, hint_input=model_cfg.hint_input or cfg.hints.enabled)
+    if init_state is not None and model_cfg.hint_input:
+        init_state = with_hint_input(init_state)  # a model without hint input grows its hint channels, at zero
     if bins.weights is None:
         raise ValueError("the bin set has no rebalancing weights: build it with the bins flow")
     model = Colorizer(dataclasses.replace(model_cfg, q=bins.q), torch.from_numpy(bins.centres)).to(device)
@@ -268,13 +273,14 @@ def train(
             for group in opt_g.param_groups:
                 group["lr"] = cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
         values: dict[str, float] = {}
+        hints = simulated_hints(ab, cfg, step, rank, device) if model_cfg.hint_input else None
         with autocast(device, bf16):
-            logits = ddp_model(L) if phase != "discriminator" else None
+            logits = ddp_model(L, hints) if phase != "discriminator" else None
         if phase in ("discriminator", "joint"):
             with torch.no_grad(), autocast(device, bf16):
                 if logits is None:  # discriminator phase: the frozen generator, its BatchNorm statistics untouched
                     model.eval()
-                    fake_logits = model(L).float()
+                    fake_logits = model(L, hints).float()
                     model.train()
                 else:
                     fake_logits = logits.detach().float()
@@ -339,6 +345,13 @@ def train(
         data_wait=waited / max(seconds, 1e-9),
         precision=precision["precision"],
     )
+
+
+def simulated_hints(ab: torch.Tensor, cfg: TrainConfig, step: int, rank: int, device: torch.device) -> torch.Tensor:
+    """This step's simulated hints (B, 3, H, W) from the batch's true ab (B, 2, H, W) int8, drawn from
+    a generator seeded by (seed, step, rank): a resumed run draws exactly the same."""
+    g = torch.Generator().manual_seed((cfg.seed * 1_000_003 + step) * 64 + rank)
+    return simulate_hints(ab.float(), cfg.hints, g).to(device)
 
 
 def _precision(model: Colorizer, cfg: TrainConfig, device: torch.device) -> tuple[bool, dict]:

@@ -99,6 +99,14 @@ def register_package(pkg: ColorizerPackage, name: str, source: str, alias: str |
     return version
 
 
+def may_register() -> bool:
+    """In production only the pipeline identity registers models: whoever registers a model owns it,
+    and the owner alone may move its aliases."""
+    from tasks.credentials import truthy
+
+    return not truthy("COLORIZE_PRODUCTION") or os.environ.get("MLFLOW_TRACKING_USERNAME", "pipeline") == "pipeline"
+
+
 def register_bundled_default(name: str = "colorizer", alias: str = "champion") -> tuple[str, str]:
     """Registers the model that ships with the project as a version of `name` and points `alias` at
     it: the first restoration on a fresh machine colorizes with it, offline."""
@@ -106,6 +114,11 @@ def register_bundled_default(name: str = "colorizer", alias: str = "champion") -
         raise LookupError(
             f"no model version behind {DEFAULT_MODEL_URI} in the registry at {tracking_uri()}, and no bundled default "
             "model: train one (colorize train) or import the published weights (colorize import-weights)"
+        )
+    if not may_register():
+        raise LookupError(
+            f"no model version behind {DEFAULT_MODEL_URI} in the registry at {tracking_uri()}: registering the bundled model is the "
+            f"pipeline identity's job (`colorize stack up --production` does it), not {os.environ.get('MLFLOW_TRACKING_USERNAME')}'s"
         )
     source = "bundled default model (colorize_core/default_model)"
     tags = {"bundled": "true", BUNDLED_TAG: package_checksum(BUNDLED_MODEL_DIR)}
@@ -119,7 +132,7 @@ def newer_bundled_default(name: str, version: str) -> tuple[str, str] | None:
     tags = MlflowClient().get_model_version(name, version).tags
     if tags.get("bundled") != "true" or not os.path.exists(os.path.join(BUNDLED_MODEL_DIR, "weights.pt")):
         return None
-    if package_checksum(BUNDLED_MODEL_DIR) in (tags.get(BUNDLED_TAG), tags.get(PACKAGE_TAG)):
+    if package_checksum(BUNDLED_MODEL_DIR) in (tags.get(BUNDLED_TAG), tags.get(PACKAGE_TAG)) or not may_register():
         return None
     try:
         return register_bundled_default(name)

@@ -117,3 +117,62 @@ def test_a_batch_with_hints_writes_beside_the_automatic_outputs_and_reruns_only_
     red["images"]["a/cat.png"][0]["color"] = "#2040d0"
     changed = run(red)
     assert (changed.done, changed.skipped) == (1, 1) and len(list(outputs.glob("a/cat.hints-*.png"))) == 2, "changed hints: a new output beside"
+
+
+def test_a_model_grown_to_take_hints_computes_what_it_did_without_them():
+    import torch
+
+    from colorize_core.models import Colorizer, ModelConfig, with_hint_input
+
+    torch.manual_seed(0)
+    plain = Colorizer(ModelConfig("tiny")).eval()
+    hinted = Colorizer(ModelConfig("tiny", hint_input=True)).eval()
+    hinted.load_state_dict(with_hint_input(plain.state_dict()))
+    L = torch.rand(2, 1, 64, 64) * 100
+    assert torch.equal(plain(L), hinted(L)), "at zero hints the same logits"
+    assert hinted.model1[0].weight.shape[1] == 4
+
+
+def test_simulated_hints_are_patch_means_of_the_truth_and_reproducible():
+    import torch
+
+    from colorize_core.hints import HintSimulation, simulate_hints
+
+    ab = (torch.rand(64, 2, 48, 48) - 0.5) * 100
+    cfg = HintSimulation(enabled=True)
+    hints = simulate_hints(ab, cfg, torch.Generator().manual_seed(3))
+    assert torch.equal(hints, simulate_hints(ab, cfg, torch.Generator().manual_seed(3))), "the same draw again"
+    mask = hints[:, 2] > 0
+    none = (~mask.flatten(1).any(1)).float().mean()
+    assert 0.1 < none < 0.45, "about a quarter of the images without hints"
+    assert mask.flatten(1).sum(1).float().max() > 9, "some images get several"
+    b = int(mask.flatten(1).any(1).nonzero()[0])
+    ys, xs = mask[b].nonzero(as_tuple=True)
+    y, x = int(ys[0]), int(xs[0])  # the corner of a patch: its value is a mean of the truth nearby
+    assert hints[b, :2, y, x].abs().max() <= ab[b].abs().max() and hints[b, 0, y, x] != 0
+
+
+def test_training_with_simulated_hints_resumes_exactly(photo_shards, tmp_path):
+    import glob
+
+    import torch
+
+    from colorize_core.bins import BinSet
+    from colorize_core.data import AugmentConfig, open_local
+    from colorize_core.hints import HintSimulation
+    from colorize_core.models import ModelConfig
+    from colorize_core.train import Hooks, TrainConfig, train
+
+    bins = BinSet.load(str(photo_shards / "bins.npz"))
+    urls = sorted(glob.glob(str(photo_shards / "part-*.parquet")))
+    cfg = TrainConfig(steps=4, batch_size=3, checkpoint_every=2, val_every=1000, loader_workers=0,
+                      augment=AugmentConfig(crop=96, shuffle_buffer=4), hints=HintSimulation(enabled=True))  # fmt: skip
+
+    def run(folder, resume=None):
+        return train(bins, urls, open_local, ModelConfig("tiny"), cfg, str(tmp_path / folder), resume, Hooks())
+
+    whole = run("a")
+    assert whole.model.cfg.hint_input and whole.model.model1[0].weight.shape[1] == 4
+    resumed = run("b", str(tmp_path / "a" / "step-0000002.pt"))
+    for k, v in whole.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k

@@ -169,6 +169,11 @@ def test_pipeline_promotion_deployments_and_two_workers(prod, tmp_path):
     json.dumps(info["services"])  # still serialisable for `stack status`
 
 
+def _behind_a_private_folder(path: Path, stack: Path) -> bool:
+    """Whether a folder between the stack's own and `path` lets nobody else through."""
+    return any(p.stat().st_mode & 0o077 == 0 for p in path.parents if p != stack and stack in p.parents)
+
+
 def _tree_pids(pid: int) -> set[int]:
     import psutil
 
@@ -195,8 +200,10 @@ def test_the_stack_keeps_its_secrets_to_its_user_and_listens_on_loopback_only(pr
             continue  # sockets; PostgreSQL's own files (its user's, 0700 / 0600 by initdb)
         mode = st.st_mode & 0o777
         allowed = (0o711 if os.geteuid() == 0 else 0o700) if path == stack else 0o700 if path.is_dir() else 0o600
-        if mode & ~allowed:
+        if mode & ~allowed and not _behind_a_private_folder(path, stack):
             loose.append(f"{oct(mode)} {path.relative_to(root)}")
+    # SeaweedFS sets 0644 on its volume-info files whatever the umask: its folder keeps everyone else out
+    assert (stack / "seaweedfs").stat().st_mode & 0o077 == 0
     assert not loose, "readable by others:\n" + "\n".join(loose[:30])
     pids = set().union(*(_tree_pids(s["pid"]) for s in info["services"].values()))
     listening = [c for c in psutil.net_connections("inet") if c.status == psutil.CONN_LISTEN and c.pid in pids]
@@ -209,3 +216,31 @@ def test_the_stack_keeps_its_secrets_to_its_user_and_listens_on_loopback_only(pr
         except psutil.NoSuchProcess:
             continue
         assert not [p for p in passwords if p in cmdline], f"a password on the command line of {cmdline[:120]}"
+
+
+def test_each_role_holds_only_its_own_keys(prod):
+    """The reader has its own S3 key; the Dask workers, whose environment any client can read, hold
+    no MLflow password, Prefect auth string or other role's key; the bundled model was registered at
+    stack-up by the pipeline identity, which therefore owns it (not whoever ran first)."""
+    from tasks.cluster import connect
+
+    root, _, info, env = prod
+    sec = load_secrets(root / "stack")
+    reader = info["reader_env"]
+    assert reader["MLFLOW_TRACKING_USERNAME"] == "reader" and reader["AWS_ACCESS_KEY_ID"] not in (env["AWS_ACCESS_KEY_ID"], sec.s3["admin"][0])
+    with connect(env["COLORIZE_DASK_ADDRESS"], env, timeout=60) as client:
+        workers = client.run(lambda: dict(os.environ))
+    assert len(workers) == 2
+    others = [sec.prefect_auth, sec.mlflow_admin, *sec.users.values(), *(sec.s3[r][1] for r in sec.s3 if r != "worker")]
+    for worker_env in workers.values():
+        held = json.dumps(worker_env)
+        assert not [s for s in others if s in held], "a worker holds another role's secret"
+        assert worker_env["AWS_ACCESS_KEY_ID"] == sec.s3["worker"][0]
+    with identity("pipeline", sec.users["pipeline"]):
+        first = mlflow_client(env).get_model_version("colorizer", "1")
+    assert first.tags.get("bundled") == "true"
+    with identity("reader", sec.users["reader"]):
+        import mlflow
+
+        with pytest.raises(mlflow.exceptions.MlflowException, match="PERMISSION_DENIED|403|Permission"):
+            mlflow_client(env).set_registered_model_alias("colorizer", "taken-by-reader", "1")

@@ -33,6 +33,8 @@ S3_ROLES = {
     "admin": ["Admin", "Read", "Write", "List", "Tagging"],
     "mlflow": ["Read:mlflow-artifacts", "Write:mlflow-artifacts", "List:mlflow-artifacts"],
     "pipeline": ["Read:archive", "Write:archive", "List:archive"],
+    "reader": ["Read:archive", "Write:archive", "List:archive"],  # restore runs: collections in, outputs out
+    "worker": ["Read:archive", "Write:archive", "List:archive"],  # Dask workers read sources and write outputs
 }
 # MLflow identities besides the admin: the pipeline trains, registers and promotes (it owns the models
 # it registers, so it alone may move their aliases); the reader only reads (restore runs resolve models)
@@ -91,7 +93,7 @@ def mlflow_auth_ini(sec: Secrets, ports: Ports) -> str:
 
 def client_env(sec: Secrets, ports: Ports, tls: Path, role: str = "pipeline") -> dict[str, str]:
     """What a production deployment sets for a client of the stack in `role` (pipeline or reader)."""
-    s3 = sec.s3["pipeline"] if role in ("pipeline", "reader") else sec.s3[role]
+    s3 = sec.s3[role]  # each role its own key: one leaked is one revoked
     return {
         "PREFECT_API_URL": f"http://127.0.0.1:{ports.prefect}/api",
         "PREFECT_API_AUTH_STRING": sec.prefect_auth,
@@ -235,8 +237,40 @@ def start_mlflow_users(sec: Secrets, ports: Ports) -> None:
 
 
 def load_secrets(root: Path) -> Secrets:
+    """The stack's secrets; a role added since they were made gets its key now (written back)."""
     raw = json.loads((root / "secrets.json").read_text())
-    return Secrets(**{**raw, "s3": {k: tuple(v) for k, v in raw["s3"].items()}})
+    sec = Secrets(**{**raw, "s3": {k: tuple(v) for k, v in raw["s3"].items()}})
+    missing = set(S3_ROLES) - set(sec.s3)
+    if missing:
+        fresh = Secrets.generate()
+        sec.s3.update({role: fresh.s3[role] for role in missing})
+        (root / "secrets.json").write_text(json.dumps(asdict(sec)))
+    return sec
+
+
+def worker_env(sec: Secrets, ports: Ports) -> dict[str, str]:
+    """What a Dask worker of the stack holds: object storage for the collections, with its own key,
+    and nothing else. Any client of the scheduler can read a worker's environment (`client.run`), so
+    no MLflow password, Prefect auth string or pipeline key is put there."""
+    return {
+        "COLORIZE_S3_ENDPOINT": f"http://127.0.0.1:{ports.s3}",
+        "AWS_ACCESS_KEY_ID": sec.s3["worker"][0],
+        "AWS_SECRET_ACCESS_KEY": sec.s3["worker"][1],
+        "COLORIZE_PRODUCTION": "1",
+    }
+
+
+def register_bundled_as_pipeline(sec: Secrets, ports: Ports, tls: Path) -> None:
+    """The bundled model, registered and made champion by the pipeline identity when the registry has
+    none: registering is the pipeline's job, so the pipeline owns it (and alone may move `champion`),
+    whoever runs first on a fresh stack."""
+    from tasks.registry import resolve_model
+    from tasks.state import environ_kept
+
+    env = client_env(sec, ports, tls)
+    with environ_kept(env):
+        os.environ.update(env)
+        resolve_model()
 
 
 def backup(root: Path, ports: Ports, folder: Path) -> list[Path]:
@@ -339,16 +373,17 @@ def _start(root: Path, ports: Ports, restore_from: Path | None) -> dict:
         record(
             "dask-scheduler", _spawn("dask-scheduler", scheduler, logs, env={**QUIET, **dask_env_vars()}), f"tls://127.0.0.1:{ports.dask}"
         )
-        worker_env = {**QUIET, **dask_env_vars(), **client_env(sec, ports, tls)}
+        workers_env = {**QUIET, **dask_env_vars(), **worker_env(sec, ports)}
         for i in range(2):
             worker = [_bin("dask"), "worker", f"tls://127.0.0.1:{ports.dask}", "--nthreads", "1", "--nworkers", "1", *DASK_LOOPBACK,
                       "--name", f"worker-{i}", *tls_args, "--tls-cert", str(tls / "worker.pem"), "--tls-key", str(tls / "worker.key")]  # fmt: skip
-            record(f"dask-worker-{i}", _spawn(f"dask-worker-{i}", worker, logs, env=worker_env), f"tls://127.0.0.1:{ports.dask}")
+            record(f"dask-worker-{i}", _spawn(f"dask-worker-{i}", worker, logs, env=workers_env), f"tls://127.0.0.1:{ports.dask}")
         wait_http(f"http://127.0.0.1:{ports.s3}", services["seaweedfs"]["pid"], 120, "seaweedfs", accept=(200, 403))
         wait_http(f"http://127.0.0.1:{ports.prefect}/api/health", services["prefect"]["pid"], 180, "prefect server", accept=(200, 401))
         wait_http(f"http://127.0.0.1:{ports.mlflow}/health", services["mlflow"]["pid"], 180, "mlflow server", accept=(200, 401))
         start_mlflow_users(sec, ports)
         wait_workers(client_env(sec, ports, tls), 2)
+        register_bundled_as_pipeline(sec, ports, tls)
     except BaseException:
         production_down(root)
         raise

@@ -160,7 +160,8 @@ def start_seaweedfs(data_dir: Path, key: str, secret: str, bucket: str, port: in
         try:
             wait_http(url, pid, 60, "seaweedfs", accept=(200, 403))
             break
-        except RuntimeError as e:  # a port free when picked was taken before weed bound it: pick others
+        except (RuntimeError, TimeoutError) as e:  # a port free when picked was taken before weed bound it: pick others
+            stop_pid(pid)  # a weed that did not exit holds its other ports and the data folder: never two at once
             said = log.read_bytes()[logged:]
             if attempt == 2 or not any(m in said for m in PORT_TAKEN):
                 last = b"\n".join(said.strip().splitlines()[-6:]).decode(errors="replace")

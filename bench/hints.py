@@ -1,0 +1,68 @@
+"""Hints, side by side: on validation photos, simulated curator hints (uniform random points, radius
+1 % of the long side, the mean true ab there, seed 0) at 0, 1, 5, 10 and 20 points, scored for the
+hint network (the bundled model when it takes hints), the classic optimisation with the same hints
+from the colours of a model without hint input, and gray. Then the review page's preview latency:
+one image at preview size redrawn with a hint, as the page's server does per change.
+
+The validation photos: the `val` split of the shards in COLORIZE_EVAL_SHARDS (the corpus the bundled
+model was trained on, built by `scripts/`), else the real photographs that ship in the project's
+dependencies (fewer, and some of them seen in training: say which in the figures)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+import time
+
+from colorize_core.data import load_split, open_local
+from colorize_core.evaluation import HINT_COUNTS, evaluate_hints, samples
+from colorize_core.package import load_package
+from tasks.registry import BUNDLED_MODEL_DIR
+
+PSNR_MARGIN, AUC_MARGIN, ONE_HINT_GAIN = 1.0, 2.0, 1.5  # dB over classic, rebalanced AuC points over classic, dB over automatic
+
+
+def validation_photos() -> tuple[list, str]:
+    folder = os.environ.get("COLORIZE_EVAL_SHARDS")
+    if folder:
+        rows = load_split(sorted(glob.glob(os.path.join(folder, "*.parquet"))), open_local, "val")
+        return list(samples(rows)), f"the {len(rows)} validation photos of {folder}"
+    import pyarrow.parquet as pq
+
+    from colorize_core.shards import PreprocessConfig, make_row, rows_to_table
+    from tests.photos import real_photo_bytes
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pq.write_table(rows_to_table([make_row(d, n, PreprocessConfig(), split="val") for n, d in real_photo_bytes().items()]), f"{tmp}/v.parquet")
+        rows = load_split([f"{tmp}/v.parquet"], open_local, "val")
+    return list(samples(rows)), f"the {len(rows)} photos shipped in the dependencies (set COLORIZE_EVAL_SHARDS for the validation split)"
+
+
+def table(results: dict[int, dict[str, dict]]) -> str:
+    lines = [f"{'hints':>5s} {'method':22s} {'AuC':>6s} {'AuC rb':>7s} {'PSNR':>6s} {'|dC|':>6s}"]
+    for n, by in results.items():
+        for name, m in by.items():
+            lines.append(f"{n:5d} {name:22s} {100 * m['auc']:6.2f} {100 * m['auc_rebalanced']:7.2f} {m['psnr']:6.2f} {m['abs_delta_colourfulness']:6.1f}")
+    return "\n".join(lines)
+
+
+def main() -> bool:
+    pkg = load_package(os.environ.get("COLORIZE_HINT_MODEL", BUNDLED_MODEL_DIR))
+    classic = load_package(os.environ.get("COLORIZE_CLASSIC_MODEL", BUNDLED_MODEL_DIR))
+    items, what = validation_photos()
+    print(f"hints: {what}; hint network {'with' if pkg.model.cfg.hint_input else 'WITHOUT'} hint input")
+    t0 = time.perf_counter()
+    results = evaluate_hints(pkg, classic, items, HINT_COUNTS)
+    print(table(results))
+    print(f"({time.perf_counter() - t0:.0f} s)")
+    ok = True
+    for n in HINT_COUNTS[1:]:
+        net, cl = results[n]["hint network"], results[n]["classic optimisation"]
+        dpsnr, dauc = net["psnr"] - cl["psnr"], 100 * (net["auc_rebalanced"] - cl["auc_rebalanced"])
+        met = dpsnr >= PSNR_MARGIN and dauc >= AUC_MARGIN
+        ok &= met
+        print(f"{n:2d} hints: network - classic: PSNR {dpsnr:+.2f} dB, rebalanced AuC {dauc:+.2f} (target +{PSNR_MARGIN} / +{AUC_MARGIN}, {'met' if met else 'missed'})")
+    gain = results[1]["hint network"]["psnr"] - results[0]["hint network"]["psnr"]
+    print(f" 1 hint against none: PSNR {gain:+.2f} dB (target +{ONE_HINT_GAIN}, {'met' if gain >= ONE_HINT_GAIN else 'missed'})")
+    return ok and gain >= ONE_HINT_GAIN
