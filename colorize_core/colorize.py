@@ -41,6 +41,14 @@ class ColorizeConfig:
     def resolved(self, package_decode: DecodeConfig) -> "ColorizeConfig":
         return self if self.decode is not None else dataclasses.replace(self, decode=package_decode)
 
+    @classmethod
+    def from_settings(cls, s: dict) -> "ColorizeConfig":
+        """The configuration a manifest's settings record (the inverse of `settings`)."""
+        fields = {f.name for f in dataclasses.fields(DecodeConfig)} - {"method"}
+        decode = DecodeConfig(method=s["decode"], **{k: v for k, v in s.items() if k in fields})
+        up = UpsampleConfig(s["upsample"], **({"radius": s["guide_radius"], "eps": s["guide_eps"]} if s["upsample"] == "guided" else {}))
+        return cls(decode=decode, upsample=up, size=s["size"])
+
     def settings(self) -> dict:
         """What manifests and provenance record (after `resolved`)."""
         up = {"upsample": self.upsample.method} | (
@@ -146,6 +154,12 @@ class ColorizedBatch:
             previews=preview_pair(img, field, preview_side) if preview_side else None,
         )
 
+
+    def preview(self, i: int, side: int) -> Image.Image:
+        """Image i colorized at most `side` pixels a side, without its full-resolution join: what the
+        review page's colour tool redraws after each change (the batch's own preview, the same colours)."""
+        img = self.images[i]
+        return preview_pair(img, ChromaField(self.L_small[i], self.hinted_ab(i, img.size), img.size, self.cfg.upsample), side)[1]
 
     def hinted_ab(self, i: int, size: tuple[int, int]) -> torch.Tensor:
         """Image i's ab at the network's output size, or with its hints at the working size (S, S)."""

@@ -248,7 +248,8 @@ def restore(
     ),
     credentials: bool = _CREDENTIALS,
     hints: Optional[str] = typer.Option(
-        None, help="curators' colour hints (JSON, see the curator's guide): a path or any fsspec URL; hinted outputs go beside the automatic ones"
+        None,
+        help="curators' colour hints (JSON): a path, any fsspec URL, or 'imported' (the last `review import` into DEST); hinted outputs go beside the automatic ones",
     ),
     storage_options: Optional[str] = typer.Option(None),
 ) -> None:
@@ -257,17 +258,24 @@ def restore(
     _storage(storage_options)
     s = _restore(source, dest, model, (decode, temperature, top_k, upsample, size, uncertainty), batch_size,
                  dask_address, workers, review, only_rejected=only_rejected, compare_with=compare_with, credentials=credentials,
-                 hints=_hints(hints))  # fmt: skip
+                 hints=_hints(hints, dest))  # fmt: skip
     _report(s)
     raise typer.Exit(ITEMS_FAILED if s.failed else 0)
 
 
-def _hints(url: Optional[str]):
-    """The hints file read and checked before anything starts (a HintsError is a usage error)."""
+def _hints(url: Optional[str], dest: str):
+    """The hints file read and checked before anything starts (a HintsError is a usage error);
+    `imported`: the hints last imported into DEST with `colorize review import`."""
     if url is None:
         return None
-    from tasks.checks import check_source
+    from tasks.checks import ArgumentError, check_source
+    from tasks.decisions import latest_hints
     from tasks.restore_worker import load_hints
+
+    if url == "imported":
+        url = latest_hints(dest)
+        if url is None:
+            raise ArgumentError(f"--hints imported: no hints were imported into {dest} (colorize review import HINTS.json DEST)")
 
     check_source(url, "hints file")
     return load_hints(url)
@@ -453,14 +461,45 @@ review_app = typer.Typer(help="Curators' decisions from review pages.")
 app.add_typer(review_app, name="review")
 
 
+@review_app.command("serve")
+@clear_errors
+def review_serve(
+    dest: str = typer.Argument(..., help="a restoration destination (its review pages are served)"),
+    port: int = typer.Option(8765, help="port on 127.0.0.1 (0: any free one)"),
+    storage_options: Optional[str] = typer.Option(None),
+) -> None:
+    """Serve DEST's review pages on 127.0.0.1 with their colour tool: hints placed on an item redraw its
+    preview by the run's own model and settings. Ctrl-C stops it."""
+    from tasks.checks import check_source
+    from tasks.review_server import serve
+    from tasks.storage import filesystem, join
+
+    _storage(storage_options)
+    check_source(dest, "destination")
+    server = serve(dest, port)
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    fs, root = filesystem(join(dest, "_reports"))
+    pages = sorted(fs.glob(join(root, "*", "index.html"))) if fs.exists(root) else []
+    for page in pages:
+        typer.echo(f"{base}/_reports/{page.rsplit('/', 2)[-2]}/index.html")
+    typer.echo(f"serving {dest} at {base} (Ctrl-C stops)" if pages else f"serving {dest} at {base}: it has no review page yet")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
 @review_app.command("import")
 @clear_errors
 def review_import(
-    decisions: str = typer.Argument(..., help="decisions exported from a review page (JSON or CSV)"),
+    decisions: str = typer.Argument(..., help="decisions (JSON or CSV) or hints (JSON) exported from a review page"),
     dest: str = typer.Argument(..., help="the destination they are about"),
     storage_options: Optional[str] = typer.Option(None),
 ) -> None:
-    """Record curators' decisions as Parquet under DEST/_decisions/ (`restore --only-rejected` reads them)."""
+    """Record curators' decisions as Parquet under DEST/_decisions/ (`restore --only-rejected` reads them),
+    or their colour hints under DEST/_hints/ (`restore --hints imported` reads the latest)."""
     from flows.review import import_decisions_flow
     from tasks.checks import check_source
 
@@ -468,7 +507,10 @@ def review_import(
     check_source(decisions, "decisions file")
     check_source(dest, "destination")
     out = import_decisions_flow(decisions, dest)
-    typer.echo(f"{out['decisions']} decisions recorded: {out['recorded']}")
+    if "hints" in out:
+        typer.echo(f"hints for {out['hints']} items recorded: {out['recorded']} (colorize restore SOURCE DEST --hints imported)")
+    else:
+        typer.echo(f"{out['decisions']} decisions recorded: {out['recorded']}")
 
 
 stack_app = typer.Typer(help="The local stack: Prefect server, MLflow server, SeaweedFS S3, Dask scheduler and 2 workers.")

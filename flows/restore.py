@@ -96,7 +96,7 @@ def restore_flow(
         summary.count(rows)
         summary.manifest = finish_manifest(layout, run_id, rows, images)
         if review:
-            summary.report = write_run_review(layout, run_id, rows, source, summary.counts(), job.cfg.settings())
+            summary.report = write_run_review(layout, run_id, rows, source, summary.counts(), job.cfg.settings(), ref.exact_uri)
             summary.iiif = write_iiif(layout, run_id, rows, earlier, iiif_rights or os.environ.get("COLORIZE_IIIF_RIGHTS"))[0]
     finally:
         lease.release()

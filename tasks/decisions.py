@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NONE
 
+from colorize_core.hints import hints_document, parse_hints
 from tasks.checks import ArgumentError
 from tasks.layout import DestLayout
 from tasks.storage import atomic_write, filesystem, join, read_bytes
@@ -44,6 +45,32 @@ def parse_decisions(data: bytes, name: str) -> list[dict]:
             raise ArgumentError(f"{name}: row {i} needs a content_hash and a decision of {' or '.join(DECISIONS)}")
         out.append({k: _cell(r.get(k)) for k in SCHEMA.names} | {"imported_from": name})
     return out
+
+
+def is_hints(data: bytes) -> bool:
+    """Whether an exported file is a hints document (the review page exports hints and decisions apart)."""
+    try:
+        doc = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(doc, dict) and "images" in doc and "version" in doc
+
+
+@task(retries=2, retry_delay_seconds=2, cache_policy=NONE)
+def import_hints(hints_url: str, dest: str) -> tuple[str, int]:
+    """Checks a hints document whole, then keeps it under DEST/_hints/ (`restore --hints imported`
+    reads the latest); returns where, and how many images it gives hints for."""
+    hints = parse_hints(read_bytes(hints_url), hints_url)
+    url = join(DestLayout(dest, "").hints, f"{time.strftime('%Y%m%dT%H%M%S')}-{len(hints)}.json")
+    atomic_write(url, json.dumps(hints_document(hints), indent=1).encode(), replace=False)
+    return url, len(hints)
+
+
+def latest_hints(dest: str) -> str | None:
+    """The hints imported last into DEST (files sort by import time), if any."""
+    fs, root = filesystem(DestLayout(dest, "").hints)
+    found = sorted(fs.glob(join(root, "*.json"))) if fs.exists(root) else []
+    return fs.unstrip_protocol(found[-1]) if found else None
 
 
 def _cell(value) -> str:

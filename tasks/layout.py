@@ -12,6 +12,7 @@ DEST/_reports/<run>/                             the run's review page, thumbnai
 DEST/_reports/<run>.png                          the run's contact sheet
 DEST/_leases/<model>-v<version>.json             the run that currently writes that model version's outputs
 DEST/_decisions/<file>.parquet                   curators' decisions imported from review pages
+DEST/_hints/<time>-<n>.json                      curators' colour hints imported from review pages
 """
 
 from __future__ import annotations
@@ -87,6 +88,10 @@ class DestLayout:
     @property
     def decisions(self) -> str:
         return join(self.dest, "_decisions")
+
+    @property
+    def hints(self) -> str:
+        return join(self.dest, "_hints")
 
     @staticmethod
     def relative_key(source_root: str, uri: str) -> str:

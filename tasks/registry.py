@@ -48,6 +48,11 @@ class ModelRef:
     def prefix(self) -> str:
         return version_folder(self.name, self.version)
 
+    @property
+    def exact_uri(self) -> str:
+        """This very version, whatever an alias points at later (a package folder stays itself)."""
+        return f"models:/{self.name}/{self.version}" if self.uri.startswith("models:/") else self.directory
+
 
 def log_package(pkg: ColorizerPackage, registered_name: str | None = None) -> tuple[str, str | None]:
     """Logs the package as a pyfunc model in the active run; registers it when a name is given.

@@ -30,6 +30,12 @@ from tasks.manifest import ManifestRow, read_manifests
 from tasks.storage import atomic_write, join, read_bytes, retrying
 
 PAGE = 60  # items per page of a view
+RUN_INFO = "run.json"  # beside a run's review page: what its colour tool's server needs to redraw items
+
+
+def run_info(model_uri: str, settings: dict, sources: dict[str, str]) -> bytes:
+    """The model (this very version), the settings and {hints key: source URL} of a run's items."""
+    return json.dumps({"model_uri": model_uri, "settings": settings, "sources": sources}).encode()
 
 
 def relative(url: str | None, base: str) -> str | None:
@@ -91,10 +97,15 @@ def write_page(folder: str, meta: dict, views: dict[str, tuple[str, list[dict]]]
     return join(folder, "index.html")
 
 
-def run_review_page(layout: DestLayout, run_id: str, rows: list[ManifestRow], source: str, summary: str, settings: dict) -> str:
-    """The run's review page under DEST/_reports/<run>/: all items by name, failed ones, most uncertain first."""
+def run_review_page(
+    layout: DestLayout, run_id: str, rows: list[ManifestRow], source: str, summary: str, settings: dict, model_uri: str = ""
+) -> str:
+    """The run's review page under DEST/_reports/<run>/: all items by name, failed ones, most uncertain
+    first; and beside it what its colour tool's server needs to redraw an item (`review_server`)."""
     folder = layout.report(run_id)
     items = sorted((item(r, folder, source) for r in rows), key=lambda it: it["n"])
+    sources = {it["n"]: it["src"] for it in items if it["s"] != "failed"}
+    retrying(lambda: atomic_write(join(folder, RUN_INFO), run_info(model_uri, settings, sources)), RUN_INFO)
     failed = [it for it in items if it["s"] == "failed"]
     uncertain = sorted((it for it in items if it["d"] is not None), key=lambda it: -it["d"])
     first = next((r for r in rows if r.model_name), None)
@@ -103,8 +114,8 @@ def run_review_page(layout: DestLayout, run_id: str, rows: list[ManifestRow], so
         "kind": "run",
         "id": run_id,
         "run_id": run_id,
-        "title": f"Restoration run {run_id}",
-        "summary": f"{summary} · model {model} · {', '.join(f'{k} {v}' for k, v in settings.items())}",
+        "title": f"{posixpath.basename(source.rstrip('/')) or source} · restoration run {run_id}",
+        "summary": f"collection {source} · {summary} · model {model} · outputs in {layout.prefix}",
         "model": model,
         "model_name": first.model_name if first else "",
         "model_version": first.model_version if first else "",
@@ -117,9 +128,11 @@ def run_review_page(layout: DestLayout, run_id: str, rows: list[ManifestRow], so
 
 
 @task(retries=2, retry_delay_seconds=2, cache_policy=NONE)
-def write_run_review(layout: DestLayout, run_id: str, rows: list[ManifestRow], source: str, summary: str, settings: dict) -> str:
+def write_run_review(
+    layout: DestLayout, run_id: str, rows: list[ManifestRow], source: str, summary: str, settings: dict, model_uri: str = ""
+) -> str:
     """The run's review page, linked from the flow run as a Prefect artifact."""
-    url = run_review_page(layout, run_id, rows, source, summary, settings)
+    url = run_review_page(layout, run_id, rows, source, summary, settings, model_uri)
     create_markdown_artifact(
         key="review-page", markdown=f"# Review page\n\n[{url}]({url})\n\n{summary}", description=f"Review page of restoration run {run_id}"
     )

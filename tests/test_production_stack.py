@@ -220,8 +220,8 @@ def test_the_stack_keeps_its_secrets_to_its_user_and_listens_on_loopback_only(pr
 
 def test_each_role_holds_only_its_own_keys(prod):
     """The reader has its own S3 key; the Dask workers, whose environment any client can read, hold
-    no MLflow password, Prefect auth string or other role's key; the bundled model was registered at
-    stack-up by the pipeline identity, which therefore owns it (not whoever ran first)."""
+    no MLflow password, Prefect auth string or other role's key; registering (the bundled model too)
+    is the pipeline identity's job: a reader that runs first on a fresh stack owns nothing."""
     from tasks.cluster import connect
 
     root, _, info, env = prod
@@ -236,11 +236,11 @@ def test_each_role_holds_only_its_own_keys(prod):
         held = json.dumps(worker_env)
         assert not [s for s in others if s in held], "a worker holds another role's secret"
         assert worker_env["AWS_ACCESS_KEY_ID"] == sec.s3["worker"][0]
-    with identity("pipeline", sec.users["pipeline"]):
-        first = mlflow_client(env).get_model_version("colorizer", "1")
-    assert first.tags.get("bundled") == "true"
-    with identity("reader", sec.users["reader"]):
-        import mlflow
+    from tasks.registry import register_bundled_default
 
-        with pytest.raises(mlflow.exceptions.MlflowException, match="PERMISSION_DENIED|403|Permission"):
-            mlflow_client(env).set_registered_model_alias("colorizer", "taken-by-reader", "1")
+    with environ_kept(reader), identity("reader", sec.users["reader"]):
+        os.environ.update(reader)  # a restore run's identity on a registry with no champion yet
+        with pytest.raises(LookupError, match="the pipeline identity's job"):
+            register_bundled_default("colorizer-reader-probe")
+    with identity("pipeline", sec.users["pipeline"]):
+        assert not mlflow_client(env).search_registered_models("name='colorizer-reader-probe'"), "the reader registered nothing"

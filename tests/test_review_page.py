@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
@@ -184,3 +185,88 @@ def test_a_hostile_name_keeps_its_links_and_its_csv_cell_stays_text(hostile_run,
     [row] = parse_decisions(text.encode(), "decisions.csv")
     assert row["name"] == HOSTILE and row["decision"] == "rejected"
     assert console_errors(driver) == []
+
+
+def _picture_from(driver, element_id: str) -> np.ndarray:
+    """The pixels of an <img> as the browser shows them (RGB), read back through a canvas."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    url = driver.execute_script(
+        "const i = document.getElementById(arguments[0]); const c = document.createElement('canvas');"
+        "c.width = i.naturalWidth; c.height = i.naturalHeight; c.getContext('2d').drawImage(i, 0, 0); return c.toDataURL('image/png');",
+        element_id,
+    )
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"))
+
+
+def test_a_curator_places_a_colour_and_the_batch_honours_it(tmp_path, browser, prefect_harness):
+    """The colour tool, served: a click adds a hint, the preview is redrawn by the run's model and
+    changes where the hint is and not far away; the export holds the hint in the hints format; the
+    import and one rerun give an output that differs from the automatic one where the hint is."""
+    import threading
+
+    from colorize_core.color import rgb_to_lab
+    from flows.restore import restore_flow
+    from flows.review import import_decisions_flow
+    from tasks.review_server import serve
+
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    src.mkdir()
+    gray_of("chelsea.png").save(src / "cat.png")
+    pkg = make_package(tmp_path / "pkg", "1")
+    s = restore_flow(str(src), str(dest), model=pkg, progress=False)
+    server = serve(str(dest), 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        driver, downloads = browser
+        run_folder = Path(s.report).parent.name
+        driver.get(f"http://127.0.0.1:{server.server_address[1]}/_reports/{run_folder}/index.html")
+        WebDriverWait(driver, 30).until(lambda d: len(cards(d)) == 1)
+        cards(driver)[0].find_element(By.CSS_SELECTOR, ".pics").click()
+        wait_for(lambda: driver.find_element(By.ID, "after").get_property("naturalWidth") > 0, 30)
+        driver.execute_script("document.getElementById('slider').value = 100; document.getElementById('slider').oninput();")
+        automatic = _picture_from(driver, "after")
+        driver.execute_script("document.getElementById('hint-color').value = '#1040e0';")  # a blue the model would not guess
+        box = driver.find_element(By.ID, "before").rect
+        ActionChains(driver).move_to_element_with_offset(driver.find_element(By.ID, "before"), int(0.3 * box["width"] - box["width"] / 2),
+                                                         int(0.4 * box["height"] - box["height"] / 2)).click().perform()  # fmt: skip
+        WebDriverWait(driver, 60).until(lambda d: d.find_element(By.ID, "compare").get_attribute("data-previews") == "1")
+        wait_for(lambda: _picture_from(driver, "after").shape == automatic.shape, 10)
+        hinted = _picture_from(driver, "after")
+        H, W = automatic.shape[:2]
+        b_auto, b_hint = (rgb_to_lab(p)[..., 2] for p in (automatic, hinted))  # b*: blue is negative
+        near = (slice(int(0.4 * H) - 4, int(0.4 * H) + 4), slice(int(0.3 * W) - 4, int(0.3 * W) + 4))
+        far = (slice(int(0.9 * H) - 4, int(0.9 * H) + 4), slice(int(0.9 * W) - 4, int(0.9 * W) + 4))
+        assert b_hint[near].mean() < b_auto[near].mean() - 15, "blue where the curator put it"
+        assert abs(b_hint[far].mean() - b_auto[far].mean()) < 3, "the rest as the model had it"
+        status = driver.find_element(By.ID, "hint-status").text
+        assert status.startswith("preview redrawn in"), status
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#compare .hint")) == 1
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(SCREENSHOTS / "review-hints.png"))
+        driver.find_element(By.ID, "close").click()
+        driver.find_element(By.ID, "export-hints").click()
+        wait_for(lambda: any(_parses(p) for p in downloads.glob("hints-*.json")), 30)
+        exported = json.loads(next(downloads.glob("hints-*.json")).read_text())
+        [hint] = exported["images"]["cat.png"]
+        assert exported["version"] == 1 and hint["color"] == "#1040e0" and abs(hint["x"] - 0.3) < 0.05 and abs(hint["y"] - 0.4) < 0.05
+        assert console_errors(driver) == []
+    finally:
+        server.shutdown()
+    out = import_decisions_flow(str(next(downloads.glob("hints-*.json"))), str(dest))
+    assert out["hints"] == 1
+    from tasks.decisions import latest_hints
+
+    again = restore_flow(str(src), str(dest), model=pkg, progress=False, hints=latest_hints(str(dest)))
+    assert (again.done, again.skipped) == (1, 0)
+    from PIL import Image
+
+    [made] = (dest / "testmodel-v1").glob("cat.hints-*.png")
+    a = rgb_to_lab(np.asarray(Image.open(dest / "testmodel-v1" / "cat.png").convert("RGB")))[..., 2]
+    b = rgb_to_lab(np.asarray(Image.open(made).convert("RGB")))[..., 2]
+    H, W = a.shape
+    near = (slice(int(0.4 * H) - 4, int(0.4 * H) + 4), slice(int(0.3 * W) - 4, int(0.3 * W) + 4))
+    assert b[near].mean() < a[near].mean() - 15

@@ -260,18 +260,6 @@ def worker_env(sec: Secrets, ports: Ports) -> dict[str, str]:
     }
 
 
-def register_bundled_as_pipeline(sec: Secrets, ports: Ports, tls: Path) -> None:
-    """The bundled model, registered and made champion by the pipeline identity when the registry has
-    none: registering is the pipeline's job, so the pipeline owns it (and alone may move `champion`),
-    whoever runs first on a fresh stack."""
-    from tasks.registry import resolve_model
-    from tasks.state import environ_kept
-
-    env = client_env(sec, ports, tls)
-    with environ_kept(env):
-        os.environ.update(env)
-        resolve_model()
-
 
 def backup(root: Path, ports: Ports, folder: Path) -> list[Path]:
     """pg_dump of every database of the stack (Prefect: deployments, runs; MLflow: runs, registry,
@@ -383,7 +371,6 @@ def _start(root: Path, ports: Ports, restore_from: Path | None) -> dict:
         wait_http(f"http://127.0.0.1:{ports.mlflow}/health", services["mlflow"]["pid"], 180, "mlflow server", accept=(200, 401))
         start_mlflow_users(sec, ports)
         wait_workers(client_env(sec, ports, tls), 2)
-        register_bundled_as_pipeline(sec, ports, tls)
     except BaseException:
         production_down(root)
         raise
