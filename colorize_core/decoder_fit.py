@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from .colorize import ColorizeConfig
-from .decoding import DecodeConfig
+from .decoding import PAPER_TEMPERATURE, DecodeConfig
 from .evaluation import Sample, evaluate, predicted
 
 
@@ -23,7 +23,7 @@ class FitConfig:
     psnr_margin: float = 0.3  # dB the decode may stay below gray's PSNR
     auc_margin: float = 0.0  # plain AuC at least gray's plus this
     max_abs_delta_colourfulness: float = 15.0  # mean per-image |delta colourfulness|
-    temperatures: tuple[float, ...] = (0.25, 0.3, 0.38, 0.5, 0.65, 0.8, 1.0, 1.25)  # below 0.38 for less confident models
+    temperatures: tuple[float, ...] = (0.25, 0.3, PAPER_TEMPERATURE, 0.5, 0.65, 0.8, 1.0, 1.25)  # below the paper's for less confident models
     prior_corrections: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
     confidence_lows: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3)
     confidence_widths: tuple[float, ...] = (0.1, 0.2, 0.4)  # high - low; no scaling is tried as well

@@ -56,7 +56,7 @@ def _ab(ab_last: torch.Tensor) -> torch.Tensor:
     return ab_last.permute(0, 3, 1, 2).contiguous()  # (B, H, W, 2) -> (B, 2, H, W)
 
 
-def annealed_mean(logits: torch.Tensor, centres: torch.Tensor, temperature: float = 0.38) -> torch.Tensor:
+def annealed_mean(logits: torch.Tensor, centres: torch.Tensor, temperature: float = PAPER_TEMPERATURE) -> torch.Tensor:
     return _ab(torch.softmax(_bins_last(logits) / temperature, dim=-1) @ centres.float())
 
 
@@ -68,7 +68,7 @@ def argmax_centroid(logits: torch.Tensor, centres: torch.Tensor) -> torch.Tensor
     return _ab(centres.float()[_bins_last(logits).argmax(dim=-1)])  # (B, H, W) bin -> (B, 2, H, W)
 
 
-def top_k_mean(logits: torch.Tensor, centres: torch.Tensor, k: int = 5, temperature: float = 0.38) -> torch.Tensor:
+def top_k_mean(logits: torch.Tensor, centres: torch.Tensor, k: int = 5, temperature: float = PAPER_TEMPERATURE) -> torch.Tensor:
     """The k most probable bins, re-weighted by their temperature softmax."""
     vals, idx = _bins_last(logits).topk(min(k, logits.shape[1]), dim=-1)  # (B, H, W, k)
     w = torch.softmax(vals / temperature, dim=-1)

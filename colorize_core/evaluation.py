@@ -111,7 +111,8 @@ def predicted(pkg, items: Iterable[Sample], batch: int = 8, bf16: bool = False) 
     model's device; the logits come back to the CPU, where scoring (numpy) happens."""
 
     def run(buf: list[Sample]) -> Prediction:
-        return Prediction(predict(pkg.model, torch.stack([torch.from_numpy(x.L_in) for x in buf])[:, None], bf16).logits.cpu())
+        p = predict(pkg.model, torch.stack([torch.from_numpy(x.L_in) for x in buf])[:, None], bf16)
+        return Prediction(*(t.cpu() if t is not None else None for t in (p.logits, p.regressed)))
 
     buf: list[Sample] = []
     for s in items:

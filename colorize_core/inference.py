@@ -86,14 +86,22 @@ class Prediction:
     """The network's answer for a batch at its output resolution (a quarter of the input): the
     distribution over bins per pixel, decoded on demand by any of the decoders."""
 
-    logits: torch.Tensor  # (B, Q, h, w) float32
+    logits: torch.Tensor | None  # (B, Q, h, w) float32
+    regressed: torch.Tensor | None = None  # (B, 2, H, W): ab itself, from a network that regresses it (SIGGRAPH17)
 
     def ab(self, cfg: DecodeConfig, centres: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, 2, h, w); `weights` (the bin set's rebalancing weights) serve the `confident` decode."""
+        """(B, 2, h, w); `weights` (the bin set's rebalancing weights) serve the `confident` decode.
+        A regressed ab is the answer whatever the decode."""
+        if self.regressed is not None:
+            return self.regressed
         return decode(self.logits, centres, cfg, weights)
 
     def doubt(self) -> torch.Tensor:
-        """(B, h, w) entropy of the predicted distribution / log Q, in [0, 1]."""
+        """(B, h, w) entropy of the predicted distribution / log Q, in [0, 1]; 0 where there is no
+        distribution (a regressing network says nothing of its doubt)."""
+        if self.logits is None:
+            B, _, H, W = self.regressed.shape
+            return torch.zeros((B, H // 4, W // 4))
         return entropy(self.logits) / math.log(self.logits.shape[1])
 
 
@@ -109,4 +117,5 @@ def predict(model: torch.nn.Module, L: torch.Tensor, bf16: bool = False, hints: 
     L = L.to(next(model.parameters()).device)
     extra = (hints.to(L.device).contiguous(memory_format=torch.channels_last),) if hints is not None else ()
     with autocast(L.device, bf16):
-        return Prediction(model(L.contiguous(memory_format=torch.channels_last), *extra).float())
+        out = model(L.contiguous(memory_format=torch.channels_last), *extra).float()
+    return Prediction(None, out) if getattr(model, "regression", False) else Prediction(out)

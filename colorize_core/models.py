@@ -24,6 +24,7 @@ ARCHS = {
     "tiny": (0.125, 1),
 }
 BASE_CHANNELS = (64, 128, 256, 512, 512, 512, 512, 256)
+IMPORTED = ("siggraph17",)  # published layouts that import for inference (colorize_core/siggraph17.py), not trained here
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class ModelConfig:
     hint_input: bool = False  # also sees a curator's ab hints and their mask (Zhang et al. 2017's input)
 
     def __post_init__(self):
-        if self.arch not in ARCHS:
+        if self.arch not in ARCHS and self.arch not in IMPORTED:
             raise ValueError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHS)}")
 
 
@@ -144,21 +145,20 @@ def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def reference_state_dict_keys() -> list[str]:
-    """The released ECCV16 checkpoint's keys, in order (for error messages on import)."""
-    return list(Colorizer(ModelConfig("eccv16")).state_dict().keys())
-
-
 def check_reference_checkpoint(state: dict) -> None:
     """Raises ValueError naming the first key that is missing, unexpected or of another shape than
     the released ECCV16 checkpoint's."""
-    expected = Colorizer(ModelConfig("eccv16")).state_dict()
+    check_layout(state, Colorizer(ModelConfig("eccv16")).state_dict(), "an ECCV16")
+
+
+def check_layout(state: dict, expected: dict, layout: str) -> None:
+    """ValueError naming the first key of `state` missing from, extra to, or shaped otherwise than `expected`."""
     for key, ref in expected.items():
         if key not in state:
-            raise ValueError(f"not an ECCV16 checkpoint: key {key!r} is missing")
+            raise ValueError(f"not {layout} checkpoint: key {key!r} is missing")
         got = tuple(getattr(state[key], "shape", ()))
         if got != tuple(ref.shape):
-            raise ValueError(f"not an ECCV16 checkpoint: {key!r} has shape {got}, expected {tuple(ref.shape)}")
+            raise ValueError(f"not {layout} checkpoint: {key!r} has shape {got}, expected {tuple(ref.shape)}")
     extra = [k for k in state if k not in expected]
     if extra:
-        raise ValueError(f"not an ECCV16 checkpoint: unexpected key {extra[0]!r}")
+        raise ValueError(f"not {layout} checkpoint: unexpected key {extra[0]!r}")

@@ -19,6 +19,7 @@ from .bins import BinSet
 from .config import from_dict
 from .decoding import DecodeConfig
 from .models import Colorizer, ModelConfig
+from .siggraph17 import Siggraph17
 
 PACKAGE_FORMAT = 1
 PACKAGE_FILES = ("weights.pt", "config.json", "bins.npz")
@@ -79,6 +80,13 @@ def save_package(directory: str, pkg: ColorizerPackage) -> dict[str, str]:
     return paths
 
 
+def build_model(cfg: ModelConfig, centres: torch.Tensor | None = None) -> torch.nn.Module:
+    """The network a config names: one of the project's architectures, or an imported published layout."""
+    if cfg.arch == "siggraph17":
+        return Siggraph17(cfg, centres)
+    return Colorizer(cfg, centres)
+
+
 def load_package(
     directory: str | None = None, *, weights: str | None = None, config: str | None = None, bins: str | None = None
 ) -> ColorizerPackage:
@@ -93,7 +101,7 @@ def load_package(
     bin_set = BinSet.load(bins)
     if bin_set.checksum != cfg["bins_checksum"]:
         raise ValueError(f"{bins}: bin set does not match the model's ({cfg['bins_checksum'][:12]})")
-    model = Colorizer(ModelConfig(**cfg["model"]))
+    model = build_model(ModelConfig(**cfg["model"]), torch.from_numpy(bin_set.centres))
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     model.eval().to(memory_format=torch.channels_last)  # oneDNN's convolutions are faster in NHWC (16 %, ECCV16 bf16)
     return ColorizerPackage(model=model, bins=bin_set, decode=from_dict(DecodeConfig, cfg["decode"]), meta=cfg.get("meta", {}))

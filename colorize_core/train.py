@@ -24,7 +24,7 @@ from .bins import BinSet
 from .colorize import ColorizeConfig, chroma_at_working_size
 from .config import from_dict
 from .data import AugmentConfig, ShardStream, load_split
-from .decoding import DecodeConfig, annealed_mean
+from .decoding import PAPER_TEMPERATURE, DecodeConfig, annealed_mean
 from .encoding import EncodingConfig, SoftEncoder
 from .evaluation import Sample, evaluate, predicted, samples
 from .hints import HintSimulation, simulate_hints
@@ -41,7 +41,7 @@ class GANConfig:
     joint_steps: int = 200  # phase 3: both
     loss: str = "lsgan"  # lsgan | hinge
     lr: float = 2e-4
-    temperature: float = 0.38  # the differentiable annealed mean that turns logits into fake ab
+    temperature: float = PAPER_TEMPERATURE  # the differentiable annealed mean that turns logits into fake ab
     disc: DiscriminatorConfig = DiscriminatorConfig()
 
 

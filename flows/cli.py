@@ -398,11 +398,12 @@ def image(
 @app.command("import-weights")
 @clear_errors
 def import_weights(
-    checkpoint: str = typer.Argument(..., help="the released ECCV16 state dict (.pth)"),
+    checkpoint: str = typer.Argument(..., help="a released state dict (.pth) of the ECCV16 or the SIGGRAPH17 layout"),
     name: str = typer.Option("colorizer", help="registered model name"),
     alias: Optional[str] = typer.Option(None, help="alias to point at the new version (e.g. champion)"),
 ) -> None:
-    """Register a reference ECCV16 checkpoint, with the canonical 313 bins, as a new model version."""
+    """Register a reference checkpoint (ECCV16, or SIGGRAPH17 with hint input), with the canonical 313
+    bins, as a new model version."""
     from tasks.checks import check_source
     from tasks.registry import import_reference_checkpoint
 

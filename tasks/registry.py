@@ -147,17 +147,22 @@ def newer_bundled_default(name: str, version: str) -> tuple[str, str] | None:
 
 
 def import_reference_checkpoint(checkpoint: str, name: str, alias: str | None = None) -> str:
-    """A released ECCV16 state dict, checked layer by layer, registered with the canonical 313 bins."""
+    """A released state dict of the ECCV16 or the SIGGRAPH17 layout (told apart by its keys), checked
+    layer by layer, registered with the canonical 313 bins."""
     import torch
 
     from colorize_core.bins import canonical_bins
-    from colorize_core.models import Colorizer, ModelConfig, check_reference_checkpoint
+    from colorize_core.models import ModelConfig, check_reference_checkpoint
+    from colorize_core.package import build_model
+    from colorize_core.siggraph17 import check_siggraph17_checkpoint, is_siggraph17
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    check_reference_checkpoint(state)  # ValueError naming the first missing or mismatched key
-    model = Colorizer(ModelConfig("eccv16"))
+    layout = "siggraph17" if is_siggraph17(state) else "eccv16"
+    (check_siggraph17_checkpoint if layout == "siggraph17" else check_reference_checkpoint)(state)  # ValueError naming the first bad key
+    bins = canonical_bins()
+    model = build_model(ModelConfig(layout, hint_input=layout == "siggraph17"), torch.from_numpy(bins.centres))
     model.load_state_dict(state)
-    pkg = ColorizerPackage(model.eval(), canonical_bins(), meta={"source": "reference ECCV16 release"})
+    pkg = ColorizerPackage(model.eval(), bins, meta={"source": f"reference {layout.upper()} release"})
     return register_package(pkg, name, f"imported reference checkpoint {os.path.basename(checkpoint)}", alias)
 
 

@@ -96,7 +96,10 @@ class ReviewService:
         with self._lock:
             ctx, img = self._item(run_id, key)
             L = network_input(img, ctx.cfg.size)[None]  # (1, S, S)
-            logits = predict(ctx.pkg.model, L[:, None], ctx.bf16).logits[0]  # (Q, h, w)
+            pred = predict(ctx.pkg.model, L[:, None], ctx.bf16)
+        if pred.logits is None:  # a network that regresses ab has no distribution to suggest from
+            return []
+        logits = pred.logits[0]  # (Q, h, w)
         h, w = logits.shape[1:]
         probs = torch.softmax(logits[:, min(int(y * h), h - 1), min(int(x * w), w - 1)].float(), 0)
         top = torch.topk(probs, k).indices.numpy()

@@ -176,3 +176,21 @@ def test_training_with_simulated_hints_resumes_exactly(photo_shards, tmp_path):
     resumed = run("b", str(tmp_path / "a" / "step-0000002.pt"))
     for k, v in whole.model.state_dict().items():
         assert torch.equal(v, resumed.model.state_dict()[k]), k
+
+
+def test_the_colour_tools_preview_is_the_batchs_own_preview():
+    """What the review page's server redraws is, pixel for pixel, the preview a batch run makes."""
+    from colorize_core.colorize import ColorizeConfig, ColorizedBatch
+    from colorize_core.imageio import decode_image
+    from colorize_core.package import load_package
+    from tasks.registry import BUNDLED_MODEL_DIR
+    from tasks.restore_worker import PREVIEW
+    from tests.photos import real_photo_bytes
+
+    pkg = load_package(BUNDLED_MODEL_DIR)
+    img = decode_image(real_photo_bytes()["chelsea.png"], "chelsea.png")
+    hints = (Hint(0.3, 0.4, 0.02, (40.0, -30.0)),)
+    cfg = ColorizeConfig().resolved(pkg.decode)
+    batch_preview = ColorizedBatch(pkg, [img], cfg, False, [hints]).colorized(0, PREVIEW).previews[1]
+    tool_preview = ColorizedBatch(pkg, [img], cfg, False, [hints]).preview(0, PREVIEW)
+    assert np.array_equal(np.asarray(batch_preview), np.asarray(tool_preview))

@@ -244,3 +244,21 @@ def test_each_role_holds_only_its_own_keys(prod):
             register_bundled_default("colorizer-reader-probe")
     with identity("pipeline", sec.users["pipeline"]):
         assert not mlflow_client(env).search_registered_models("name='colorizer-reader-probe'"), "the reader registered nothing"
+
+
+def test_only_the_object_stores_s3_gateway_is_reachable(prod):
+    """SeaweedFS's master, volume and filer answer plain HTTP without credentials (read weights, write
+    or delete outputs, drop a collection): from the host, only the S3 gateway, which checks each
+    role's key, may be reached."""
+    import psutil
+
+    root, ports, info, env = prod
+    weed = psutil.Process(info["services"]["seaweedfs"]["pid"])
+    args = dict(a.lstrip("-").split("=", 1) for a in weed.cmdline() if a.startswith("-") and "=" in a)
+    internal = [int(args[k]) for k in ("master.port", "volume.port", "filer.port", "admin.port")]
+    assert internal and int(args["s3.port"]) == ports.s3
+    for port in internal:
+        for p in (port, port + 10000):  # each part's HTTP port and its gRPC twin
+            with pytest.raises(OSError):
+                urllib.request.urlopen(f"http://127.0.0.1:{p}/", timeout=3)
+    assert _status(f"http://127.0.0.1:{ports.s3}/archive") == 403, "the gateway answers, and refuses the anonymous"

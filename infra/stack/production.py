@@ -16,11 +16,13 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from infra.stack.local import QUIET
 from infra.stack.local import StackPorts as Ports
 from infra.stack.services import DASK_LOOPBACK, _bin, _spawn, pid_alive, private_files, stop_pid, wait_http, weed_mini
 
@@ -285,6 +287,28 @@ def restore_databases(sec: Secrets, ports: Ports, folder: Path) -> None:
                         "-d", db, str(folder / f"{db}.dump")], check=True, env=dict(os.environ, PGPASSWORD=sec.postgres), capture_output=True)  # fmt: skip
 
 
+def start_object_storage(weed: list[str], port: int, logs: Path, record) -> None:
+    """SeaweedFS with only its S3 gateway reachable. Its master, volume and filer serve HTTP without
+    credentials (weights read, outputs written or deleted with plain curl, collections dropped): as
+    root, `weed mini` runs in a network namespace of its own, where those ports answer nobody on the
+    host, and `infra.stack.forward` brings the gateway's port alone to the host's 127.0.0.1. Without
+    root (no namespace to make) they stay on 127.0.0.1, and the log says so."""
+    if os.geteuid() != 0:
+        print("SeaweedFS: not root, so its internal ports stay on 127.0.0.1 (any local user reaches them); run the stack as root")
+        record("seaweedfs", _spawn("seaweedfs", weed, logs, env=QUIET), f"http://127.0.0.1:{port}")
+        return
+    pid = _spawn("seaweedfs", ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', *weed], logs, env=QUIET)
+    record("seaweedfs", pid, f"(its own network namespace) port {port}")
+    netns, host = f"/proc/{pid}/ns/net", os.readlink("/proc/self/ns/net")
+    deadline = time.time() + 30
+    while os.readlink(netns) == host:  # unshare has not made the namespace yet
+        if time.time() > deadline or not pid_alive(pid):
+            raise RuntimeError(f"SeaweedFS did not start in a network namespace of its own (see {logs / 'seaweedfs.log'})")
+        time.sleep(0.05)
+    gateway = [sys.executable, "-m", "infra.stack.forward", str(port), netns, str(port)]
+    record("seaweedfs-gateway", _spawn("seaweedfs-gateway", gateway, logs), f"http://127.0.0.1:{port}")
+
+
 def production_up(root: Path, ports: Ports = Ports(), restore_from: Path | None = None) -> dict:
     """Starts every service of the production stack, health-checked; returns services and client
     environments. `restore_from`: a folder of `backup`, loaded into the databases before Prefect and
@@ -295,7 +319,7 @@ def production_up(root: Path, ports: Ports = Ports(), restore_from: Path | None 
 
 
 def _start(root: Path, ports: Ports, restore_from: Path | None) -> dict:
-    from infra.stack.local import QUIET, record_services, wait_workers
+    from infra.stack.local import record_services, wait_workers
     from tasks.cluster import dask_env_vars
 
     logs = root / "logs"
@@ -327,7 +351,7 @@ def _start(root: Path, ports: Ports, restore_from: Path | None) -> dict:
         (root / "s3.json").write_text(json.dumps(seaweed_identities(sec)))
         weed = weed_mini(root / "seaweedfs", ports.s3, ",".join(BUCKETS), f"-s3.config={root / 's3.json'}")
         (root / "seaweedfs").mkdir(exist_ok=True)
-        record("seaweedfs", _spawn("seaweedfs", weed, logs, env=QUIET), f"http://127.0.0.1:{ports.s3}")
+        start_object_storage(weed, ports.s3, logs, record)
         prefect_env = {
             **QUIET,
             "PREFECT_HOME": str(root / "prefect"),

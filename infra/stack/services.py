@@ -6,7 +6,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+
+from tasks.cluster import free_port
 
 
 @dataclass
@@ -45,12 +46,6 @@ def private_files(root: Path, traversable: bool = False) -> Iterator[None]:
         yield
     finally:
         os.umask(old)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def stop_pid(pid: int, timeout: float = 10.0) -> None:
