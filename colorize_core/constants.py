@@ -37,7 +37,6 @@ LAB_INV_THRESHOLD = 0.2068966  # f(LAB_EPSILON), the switch point of the inverse
 L_CENT = 50.0
 L_NORM = 100.0
 AB_NORM = 110.0
-MASK_CENT = 0.5  # a hint mask enters the network as mask - 0.5 (Zhang et al. 2017's normalisation)
 
 # The ab plane is handled on [-AB_RANGE, AB_RANGE): all sRGB colours have |a|, |b| < 110.
 AB_RANGE = 128

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .constants import AB_NORM, L_CENT, L_NORM, MASK_CENT
+from .constants import AB_NORM, L_CENT, L_NORM
 
 ARCHS = {
     # name: (width multiplier, middle blocks among 5-7)
@@ -88,12 +88,13 @@ class Colorizer(nn.Module):
 
     def forward(self, L: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 1, H, W) L in [0, 100] -> (B, Q, H/4, W/4) logits over the bins. A model with hint input
-        also takes `hints` (B, 3, H, W): the hints' ab and their mask (1 where a hint is), none when None."""
+        also takes `hints` (B, 3, H, W): the hints' ab and their mask (1 where a hint is), none when None;
+        no hint is all zeros, so a model grown from one without hint input starts where it was."""
         x = (L - L_CENT) / L_NORM
         if self.cfg.hint_input:
             if hints is None:
                 hints = torch.zeros((L.shape[0], 3, *L.shape[2:]), dtype=L.dtype, device=L.device)
-            x = torch.cat([x, hints[:, :2] / AB_NORM, hints[:, 2:] - MASK_CENT], dim=1)  # SIGGRAPH17's normalisation
+            x = torch.cat([x, hints[:, :2] / AB_NORM, hints[:, 2:]], dim=1)  # the released SIGGRAPH17's normalisation
         x = self.model4(self.model3(self.model2(self.model1(x))))
         for name in self.middle:
             x = getattr(self, name)(x)
@@ -131,14 +132,18 @@ class PatchDiscriminator(nn.Module):
         return self.net(torch.cat([(L - L_CENT) / L_NORM, ab / AB_NORM], dim=1))
 
 
-def with_hint_input(state: dict) -> dict:
+def with_hint_input(state: dict, seed: int = 0) -> dict:
     """A state dict of a model without hint input, for the same model with it: the first convolution
-    gets zero weights for the hint channels, so the new model computes exactly what the old one did
-    until training teaches it to use hints."""
+    gets weights for the hint channels at the scale of its L weights. With no hint those channels are
+    all zero (ab 0, mask 0), so the new model computes exactly what the old one did; with hints it
+    reacts from the first step (zero weights learnt to use them far more slowly: 500 steps left
+    them at 1 % of the L weights' size and the hints without effect)."""
     w = state["model1.0.weight"]  # (C, 1, 3, 3)
     if w.shape[1] != 1:
         return state
-    return {**state, "model1.0.weight": torch.cat([w, torch.zeros((w.shape[0], 3, *w.shape[2:]), dtype=w.dtype)], dim=1)}
+    g = torch.Generator().manual_seed(seed)
+    extra = torch.randn((w.shape[0], 3, *w.shape[2:]), generator=g, dtype=torch.float32).to(w.dtype) * w.std()
+    return {**state, "model1.0.weight": torch.cat([w, extra], dim=1)}
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -172,7 +172,7 @@ def train(
     check_source(bins, "bin set")
     _tracking_reachable()
     cfg = train_config(config, set_, epochs, shards, nproc)
-    model = ModelConfig(arch=arch)
+    model = ModelConfig(arch=arch, hint_input=cfg.hints.enabled)
     _show(
         train_flow(
             shards,

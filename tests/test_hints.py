@@ -130,6 +130,10 @@ def test_a_model_grown_to_take_hints_computes_what_it_did_without_them():
     hinted.load_state_dict(with_hint_input(plain.state_dict()))
     L = torch.rand(2, 1, 64, 64) * 100
     assert torch.equal(plain(L), hinted(L)), "at zero hints the same logits"
+    assert torch.equal(plain(L), hinted(L, torch.zeros(2, 3, 64, 64))), "no hint is all zeros"
+    hints = torch.zeros(2, 3, 64, 64)
+    hints[:, :2, 20:24, 20:24], hints[:, 2, 20:24, 20:24] = 40.0, 1.0
+    assert not torch.equal(plain(L), hinted(L, hints)), "and a hint is felt from the start"
     assert hinted.model1[0].weight.shape[1] == 4
 
 

@@ -169,6 +169,11 @@ def test_pipeline_promotion_deployments_and_two_workers(prod, tmp_path):
     json.dumps(info["services"])  # still serialisable for `stack status`
 
 
+def running_services(stack: Path) -> dict:
+    """The services running now (an earlier test may have restarted the stack from a backup)."""
+    return json.loads((stack / "stack.json").read_text())["services"]
+
+
 def _behind_a_private_folder(path: Path, stack: Path) -> bool:
     """Whether a folder between the stack's own and `path` lets nobody else through."""
     return any(p.stat().st_mode & 0o077 == 0 for p in path.parents if p != stack and stack in p.parents)
@@ -205,7 +210,7 @@ def test_the_stack_keeps_its_secrets_to_its_user_and_listens_on_loopback_only(pr
     # SeaweedFS sets 0644 on its volume-info files whatever the umask: its folder keeps everyone else out
     assert (stack / "seaweedfs").stat().st_mode & 0o077 == 0
     assert not loose, "readable by others:\n" + "\n".join(loose[:30])
-    pids = set().union(*(_tree_pids(s["pid"]) for s in info["services"].values()))
+    pids = set().union(*(_tree_pids(s["pid"]) for s in running_services(stack).values()))
     listening = [c for c in psutil.net_connections("inet") if c.status == psutil.CONN_LISTEN and c.pid in pids]
     assert listening and all(c.laddr.ip == "127.0.0.1" for c in listening), [(c.pid, c.laddr) for c in listening if c.laddr.ip != "127.0.0.1"]
     sec = load_secrets(stack)
@@ -253,7 +258,7 @@ def test_only_the_object_stores_s3_gateway_is_reachable(prod):
     import psutil
 
     root, ports, info, env = prod
-    weed = psutil.Process(info["services"]["seaweedfs"]["pid"])
+    weed = psutil.Process(running_services(root / "stack")["seaweedfs"]["pid"])
     args = dict(a.lstrip("-").split("=", 1) for a in weed.cmdline() if a.startswith("-") and "=" in a)
     internal = [int(args[k]) for k in ("master.port", "volume.port", "filer.port", "admin.port")]
     assert internal and int(args["s3.port"]) == ports.s3
