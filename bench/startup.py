@@ -15,7 +15,7 @@ from PIL import Image
 
 from tests.photos import real_photo_bytes
 
-CLI = [sys.executable, "-m", "flows.cli"]
+CLI = [sys.executable, "-m", "cli"]
 TARGETS = {"colorize --help": 2.0, "restore of an empty folder": 15.0, "colorize image, 1 MP": 8.0}
 
 

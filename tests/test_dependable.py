@@ -12,7 +12,7 @@ from PIL import Image
 
 from tests.test_restore import gray_of, make_package
 
-CLI = [sys.executable, "-m", "flows.cli"]
+CLI = [sys.executable, "-m", "cli"]
 
 
 def _registry(tmp_path, name):
@@ -141,7 +141,7 @@ STOPPED_UNDER_ITS_START = """
 import os, time
 os.environ.pop("PREFECT_API_URL", None)
 from prefect.server.api.server import SubprocessASGIServer
-from flows.cli import _PrefectApiInBackground
+from cli.restore import _PrefectApiInBackground
 api = _PrefectApiInBackground()
 deadline = time.time() + 120
 while not any(s.server_process for s in list(SubprocessASGIServer._instances.values())) and time.time() < deadline:
@@ -185,7 +185,7 @@ def test_an_unreachable_tracking_server_is_a_clear_error_within_a_minute(cli_env
 
 
 def test_help_does_not_load_torch_or_mlflow():
-    code = "import sys; from flows.cli import app\ntry:\n    app(['--help'])\nexcept SystemExit:\n    pass\nprint(sorted(m for m in ('torch', 'mlflow', 'prefect', 'dask') if m in sys.modules))"
+    code = "import sys; from cli import app\ntry:\n    app(['--help'])\nexcept SystemExit:\n    pass\nprint(sorted(m for m in ('torch', 'mlflow', 'prefect', 'dask') if m in sys.modules))"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert p.stdout.strip().splitlines()[-1] == "[]", p.stdout + p.stderr
 

@@ -16,7 +16,7 @@ from PIL import Image
 from tests.photos import real_photo_bytes
 from tests.test_restore import make_package, wait_for
 
-CLI = [sys.executable, "-m", "flows.cli"]
+CLI = [sys.executable, "-m", "cli"]
 
 
 def grey_collection(n: int) -> dict[str, bytes]:

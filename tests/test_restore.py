@@ -213,7 +213,7 @@ def test_kill_and_rerun_ends_with_each_input_done_exactly_once(package, tmp_path
             img = Image.open(io.BytesIO(real_photo_bytes()[n])).convert("L")
             img.rotate(90 * i, expand=True).save(src / f"{i}-{n.split('.')[0]}.png")
     total = len(list(src.iterdir()))
-    cmd = [sys.executable, "-m", "flows.cli", "restore", str(src), str(dest), "--model", package, "--batch-size", "1", "--workers", "1"]
+    cmd = [sys.executable, "-m", "cli", "restore", str(src), str(dest), "--model", package, "--batch-size", "1", "--workers", "1"]
     log = tmp_path / "restore.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(

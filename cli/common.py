@@ -1,0 +1,117 @@
+"""What every verb of the `colorize` command line shares: the app, its one-line errors, the options
+named once. The verbs live by what they are about: restore.py (restore, image, run), models.py
+(preprocess, bins, train, import, evaluate, promote, pipeline), review.py (compare, verify, review),
+stack.py (the local stacks). Each checks its arguments, calls one flow (or none) and prints.
+
+Heavy libraries (torch, MLflow, Prefect, Dask) are imported inside the verbs that use them, so
+`colorize --help` answers at once. Wrong arguments and unreachable services end with one line that
+names the thing and the reason (exit status 2, or 1 for a service), nothing created; `--debug` shows
+the traceback instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from typing import Optional
+
+import typer
+
+from tasks.state import apply_embedded_defaults, prefect_database_missing, without_flow_heartbeats
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
+_debug = False
+DEFAULT_MODEL = "models:/colorizer@champion"
+ITEMS_FAILED = 3  # exit status of a run that finished with failed items (2: usage error, 1: a service unreachable)
+
+
+@app.callback()
+def main(ctx: typer.Context, debug: bool = typer.Option(False, "--debug", help="show a traceback instead of a one-line error")) -> None:
+    """Colorize archival black-and-white photographs at scale."""
+    global _debug
+    _debug = debug
+    home = apply_embedded_defaults()
+    if not os.environ.get("PREFECT_API_URL"):  # the temporary API: nobody to read flow heartbeats
+        ctx.with_resource(without_flow_heartbeats())
+    runs_flows = ctx.invoked_subcommand not in (None, "stack", "train-settings", "image")
+    if runs_flows and prefect_database_missing(home) and sys.argv[-1] not in ("--help", "-h"):
+        typer.echo(f"Prefect: no server configured; preparing the temporary local API's database in {home} (first run only)", err=True)
+
+
+def clear_errors(fn):
+    """One line and an exit status for the errors a user can act on; a traceback only with --debug."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        from colorize_core.imageio import ImageReadError
+        from tasks.checks import ArgumentError, ModelMismatch, ServiceUnavailable
+
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except (ArgumentError, LookupError, ModelMismatch, ServiceUnavailable, ImageReadError, ValueError, FileNotFoundError) as e:
+            if _debug:
+                raise
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1 if isinstance(e, ServiceUnavailable) else 2) from None
+
+    return run
+
+
+def use_storage_options(options: Optional[str]) -> None:
+    """`--storage-options` JSON reaches every fsspec call through the environment."""
+    if options:
+        from tasks.checks import ArgumentError
+
+        try:
+            json.loads(options)
+        except json.JSONDecodeError as e:
+            raise ArgumentError(f"--storage-options is not JSON: {e}") from None
+        os.environ["COLORIZE_STORAGE_OPTIONS"] = options
+
+
+def show_json(result) -> None:
+    typer.echo(json.dumps(result, indent=2, default=str))
+
+
+def given(**kw) -> dict:
+    """The options the user gave (None means: the config's own default, defined once in its dataclass)."""
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+def tracking_reachable() -> None:
+    from tasks.checks import check_tracking_server
+
+    check_tracking_server(os.environ.get("MLFLOW_TRACKING_URI", ""))
+
+
+def colorize_config(decode, temperature, top_k, upsample, size, uncertainty=False, model_dir: str | None = None):
+    """The ColorizeConfig of the options given: decode None keeps the model package's own decode
+    (fitted on validation data); a temperature or k alone adjusts the package's decode."""
+    import dataclasses
+
+    from colorize_core.colorize import ColorizeConfig
+    from colorize_core.decoding import DecodeConfig
+    from colorize_core.package import read_decode
+    from colorize_core.upsample import UpsampleConfig
+
+    tweaks = given(temperature=temperature, top_k=top_k)
+    if decode is not None:
+        dec = DecodeConfig(method=decode, **tweaks)
+    elif tweaks and model_dir:
+        dec = dataclasses.replace(read_decode(model_dir), **tweaks)
+    else:
+        dec = None
+    return ColorizeConfig(decode=dec, upsample=UpsampleConfig(**given(method=upsample)), uncertainty=uncertainty, **given(size=size))
+
+
+MODEL_OPTION = typer.Option(DEFAULT_MODEL, help="registry URI (models:/name@alias, models:/name/N) or a package folder")
+DECODE_OPTION = typer.Option(None, help="annealed-mean | argmax | top-k | mean | confident [default: the model package's own]")
+T_OPTION = typer.Option(None, help="temperature T (annealed mean, top-k, confident)")
+K_OPTION = typer.Option(None, help="bins kept by top-k")
+UPSAMPLE_OPTION = typer.Option(None, help="guided (colour follows the original's edges) | bilinear [guided]")
+SIZE_OPTION = typer.Option(None, help="the network's working size [256]")
+CREDENTIALS_OPTION = typer.Option(True, help="sign Content Credentials (C2PA) into every output")

@@ -1,0 +1,244 @@
+"""Models: preprocessing and bins, training, importing published weights, evaluation, promotion, the pipeline."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+
+from cli.common import (
+    MODEL_OPTION,
+    app,
+    clear_errors,
+    given,
+    show_json,
+    tracking_reachable,
+    use_storage_options,
+)
+
+
+@app.command()
+@clear_errors
+def preprocess(
+    source: str = typer.Argument(..., help="images: local folder, s3://bucket/prefix, any fsspec URL"),
+    shards: str = typer.Argument(..., help="where the Lab shards go (any fsspec URL)"),
+    size: Optional[int] = typer.Option(None, help="training size (short side, then centre crop) [PreprocessConfig: 256]"),
+    val_fraction: Optional[float] = typer.Option(None, help="share of images held out, by content hash [0.1]"),
+    rows_per_shard: int = typer.Option(64),
+    split_by_folder: bool = typer.Option(False, help="SOURCE/train and SOURCE/val decide the split"),
+    dask_address: Optional[str] = typer.Option(None, help="scheduler of an existing Dask cluster"),
+    workers: int = typer.Option(2, help="LocalCluster worker processes when no address is given"),
+    storage_options: Optional[str] = typer.Option(None, help="fsspec options as JSON"),
+) -> None:
+    """Decode, validate, resize and convert images to Lab shards in Parquet, on Dask."""
+    from colorize_core.shards import PreprocessConfig
+    from flows.preprocess import preprocess_flow
+    from tasks.checks import check_source, check_url
+
+    use_storage_options(storage_options)
+    check_source(source)
+    check_url(shards, "shards")
+    cfg = PreprocessConfig(**given(size=size, val_fraction=val_fraction))
+    s = preprocess_flow(
+        source, shards, cfg, rows_per_shard=rows_per_shard, split_by_folder=split_by_folder, dask_address=dask_address, n_workers=workers
+    )
+    show_json({k: v for k, v in s.__dict__.items() if k != "shards"} | {"shards": len(s.shards)})
+
+
+@app.command()
+@clear_errors
+def bins(
+    shards: str = typer.Argument(..., help="Lab shards written by `colorize preprocess`"),
+    out: str = typer.Option(..., help="bin-set file to write (.npz), with .json, .gamut.png, .prior.png beside it"),
+    method: str = typer.Option("grid", help="grid (in-gamut cells of the data) | kmeans | canonical (the 313 reference bins)"),
+    k: Optional[int] = typer.Option(None, help="K-Means clusters [BinConfig: 313]"),
+    grid_size: Optional[int] = typer.Option(None, help="[BinConfig: 10]"),
+    lam: Optional[float] = typer.Option(None, help="uniform mix of the rebalancing [RebalanceConfig: 0.5]"),
+    sigma: Optional[float] = typer.Option(None, help="Gaussian smoothing of the prior [RebalanceConfig: 5]"),
+    dask_address: Optional[str] = typer.Option(None),
+    workers: int = typer.Option(2),
+    storage_options: Optional[str] = typer.Option(None),
+) -> None:
+    """Estimate the ab bins, their prior and rebalancing weights from the training shards."""
+    from colorize_core.bins import BinConfig
+    from colorize_core.rebalance import RebalanceConfig
+    from flows.bins import bins_flow
+    from tasks.checks import check_source, check_url
+
+    use_storage_options(storage_options)
+    check_source(shards, "shards")
+    check_url(out, "output")
+    cfg = BinConfig(method=method, **given(k=k, grid_size=grid_size))
+    show_json(bins_flow(shards, out, cfg, RebalanceConfig(**given(lam=lam, sigma=sigma)), dask_address=dask_address, n_workers=workers))
+
+
+@app.command(
+    epilog="Every training setting is a field of TrainConfig, set with --set KEY=VALUE (repeatable) or a JSON --config; "
+    "run `colorize train-settings` for the list with defaults."
+)
+@clear_errors
+def train(
+    shards: str = typer.Argument(...),
+    bins: str = typer.Option(..., help="bin set from `colorize bins`"),
+    arch: str = typer.Option("small", help="eccv16 | medium | small | tiny"),
+    config: Optional[str] = typer.Option(None, help="JSON file of TrainConfig fields (nested sections as objects)"),
+    set_: list[str] = typer.Option([], "--set", help="KEY=VALUE on TrainConfig, e.g. steps=8000, augment.crop=176, gan.weight=0.01"),
+    epochs: Optional[float] = typer.Option(None, help="instead of steps: passes over the training rows"),
+    model_name: str = typer.Option("colorizer", help="registered model name"),
+    checkpoint_dir: Optional[str] = typer.Option(None),
+    resume: Optional[str] = typer.Option(None, help="checkpoint to continue from, exactly"),
+    init_model: Optional[str] = typer.Option(None, help="fine-tune this model (URI or package folder) instead of starting from scratch"),
+    nproc: int = typer.Option(1, help="data-parallel processes (torchrun)"),
+    storage_options: Optional[str] = typer.Option(None),
+) -> None:
+    """Train a colorizer, track it in MLflow and register it."""
+    from colorize_core.models import ModelConfig
+    from flows.train import train_flow
+    from tasks.checks import check_source
+    from tasks.train import train_config
+
+    use_storage_options(storage_options)
+    check_source(shards, "shards")
+    check_source(bins, "bin set")
+    tracking_reachable()
+    cfg = train_config(config, set_, epochs, shards, nproc)
+    model = ModelConfig(arch=arch, hint_input=cfg.hints.enabled)
+    show_json(
+        train_flow(
+            shards,
+            bins,
+            model,
+            cfg,
+            model_name=model_name,
+            checkpoint_dir=checkpoint_dir,
+            resume=resume,
+            init_model=init_model,
+            nproc=nproc,
+        )
+    )
+
+
+@app.command("train-settings")
+def train_settings() -> None:
+    """Every TrainConfig field with its default, as `colorize train --set` takes it."""
+    from colorize_core.config import describe
+    from colorize_core.train import TrainConfig
+
+    typer.echo("\n".join(describe(TrainConfig)))
+
+
+@app.command("import-weights")
+@clear_errors
+def import_weights(
+    checkpoint: str = typer.Argument(..., help="a released state dict (.pth) of the ECCV16 or the SIGGRAPH17 layout"),
+    name: str = typer.Option("colorizer", help="registered model name"),
+    alias: Optional[str] = typer.Option(None, help="alias to point at the new version (e.g. champion)"),
+) -> None:
+    """Register a reference checkpoint (ECCV16, or SIGGRAPH17 with hint input), with the canonical 313
+    bins, as a new model version."""
+    from tasks.checks import check_source
+    from tasks.registry import import_reference_checkpoint
+
+    check_source(checkpoint, "checkpoint")
+    version = import_reference_checkpoint(checkpoint, name, alias)
+    typer.echo(f"models:/{name}/{version}" + (f"  (alias {alias}: models:/{name}@{alias})" if alias else ""))
+
+
+@app.command()
+@clear_errors
+def evaluate(
+    shards: str = typer.Argument(..., help="shards whose validation split is scored"),
+    model: str = MODEL_OPTION,
+    limit: Optional[int] = typer.Option(None, help="at most this many validation images"),
+    degraded: bool = typer.Option(False, help="also score a degraded copy of the validation images (archival-scan L)"),
+    fit_decoder: bool = typer.Option(False, help="fit the confident decode on these images and register the model with it"),
+    storage_options: Optional[str] = typer.Option(None),
+) -> None:
+    """AuC (plain, rebalanced), PSNR, colourfulness of a model under each decode, beside the gray and
+    prior-mean baselines; with --fit-decoder, the fitted decode becomes the model's default."""
+    from flows.evaluate import evaluate_flow
+    from tasks.checks import check_source
+
+    use_storage_options(storage_options)
+    check_source(shards, "shards")
+    tracking_reachable()
+    out = evaluate_flow(model, shards, limit, degraded=degraded, fit_decoder=fit_decoder)
+    typer.echo(evaluation_table(out["results"]))
+    if out.get("fitted"):
+        typer.echo(f"fitted decode {json.dumps(out['fitted']['decode'])}: registered as {out['fitted']['model']}")
+
+
+def evaluation_table(results: dict[str, dict]) -> str:
+    head = f"{'':30s} {'AuC':>7s} {'AuC rb':>7s} {'PSNR':>6s} {'colour':>7s} {'delta C':>8s} {'|dC|':>6s}"
+    lines = [head]
+    for k, v in results.items():
+        lines.append(
+            f"{k:30s} {v['auc']:7.4f} {v['auc_rebalanced']:7.4f} {v['psnr']:6.2f} {v['colourfulness']:7.1f} "
+            f"{v['delta_colourfulness']:+8.1f} {v.get('abs_delta_colourfulness', float('nan')):6.1f}"
+        )
+    return "\n".join(lines)
+
+
+@app.command()
+@clear_errors
+def promote(
+    model: str = typer.Option("colorizer", help="registered model name"),
+    candidate: str = typer.Option(..., help="candidate version"),
+    shards: Optional[str] = typer.Option(None, help="validation shards (default: the candidate's training shards)"),
+    alias: str = typer.Option("champion"),
+    auc_tolerance: Optional[float] = typer.Option(None, help="plain AuC may fall by this much [PromotionPolicy: 0.01]"),
+    psnr_tolerance: Optional[float] = typer.Option(None, help="dB [PromotionPolicy: 0.5]"),
+    colourfulness_tolerance: Optional[float] = typer.Option(None, help="|delta colourfulness| may grow by this much [PromotionPolicy: 2]"),
+) -> None:
+    """Move the champion alias to the candidate only when it is at least as good (exit 1 when refused)."""
+    from flows.evaluate import promote_flow
+    from tasks.evaluate import PromotionPolicy
+
+    tracking_reachable()
+    policy = PromotionPolicy(
+        **given(auc_tolerance=auc_tolerance, psnr_tolerance=psnr_tolerance, colourfulness_tolerance=colourfulness_tolerance)
+    )
+    d = promote_flow(model, candidate, shards=shards, alias=alias, policy=policy)
+    typer.echo(f"{model} v{candidate}: {'promoted to ' + alias if d['promoted'] else 'refused'} ({d['reason']})")
+    raise typer.Exit(0 if d["promoted"] else 1)
+
+
+@app.command()
+@clear_errors
+def pipeline(
+    source: str = typer.Argument(..., help="training photos (fsspec URL)"),
+    workdir: Optional[str] = typer.Option(None, help="where shards and bins go (default: <state>/pipeline)"),
+    method: str = typer.Option("grid"),
+    arch: str = typer.Option("small"),
+    config: Optional[str] = typer.Option(None, help="JSON file of TrainConfig fields"),
+    set_: list[str] = typer.Option([], "--set", help="KEY=VALUE on TrainConfig (see `colorize train-settings`)"),
+    split_by_folder: bool = typer.Option(False),
+    model_name: str = typer.Option("colorizer"),
+    init_model: Optional[str] = typer.Option(None, help="fine-tune this model (URI or package folder; needs --method canonical)"),
+    dask_address: Optional[str] = typer.Option(None),
+    storage_options: Optional[str] = typer.Option(None),
+) -> None:
+    """preprocess -> bins -> train -> evaluate -> promote, skipping steps whose outputs are current."""
+    from colorize_core.models import ModelConfig
+    from flows.pipeline import pipeline_flow
+    from tasks.checks import check_source
+    from tasks.train import train_config
+
+    use_storage_options(storage_options)
+    check_source(source)
+    tracking_reachable()
+    cfg = train_config(config, set_, None, "", 1)
+    show_json(
+        pipeline_flow(
+            source,
+            workdir=workdir,
+            method=method,
+            model=ModelConfig(arch=arch),
+            train=cfg,
+            split_by_folder=split_by_folder,
+            model_name=model_name,
+            init_model=init_model,
+            dask_address=dask_address,
+        )  # fmt: skip
+    )

@@ -1,0 +1,216 @@
+"""Restore a collection, colorize one image, the main job on embedded defaults."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from typing import Optional
+
+import typer
+
+from cli.common import (
+    CREDENTIALS_OPTION,
+    DECODE_OPTION,
+    DEFAULT_MODEL,
+    ITEMS_FAILED,
+    K_OPTION,
+    MODEL_OPTION,
+    SIZE_OPTION,
+    T_OPTION,
+    UPSAMPLE_OPTION,
+    app,
+    clear_errors,
+    colorize_config,
+    given,
+    tracking_reachable,
+    use_storage_options,
+)
+from tasks.state import apply_embedded_defaults, prefect_database_missing, setup_lock
+
+SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples", "collection")
+
+
+@app.command()
+@clear_errors
+def restore(
+    source: str = typer.Argument(..., help="collection: local folder or s3://bucket/prefix"),
+    dest: str = typer.Argument(..., help="where outputs, manifests and reports go"),
+    model: str = MODEL_OPTION,
+    decode: Optional[str] = DECODE_OPTION,
+    temperature: Optional[float] = T_OPTION,
+    top_k: Optional[int] = K_OPTION,
+    upsample: Optional[str] = UPSAMPLE_OPTION,
+    size: Optional[int] = SIZE_OPTION,
+    uncertainty: bool = typer.Option(False, help="also write an uncertainty map (.uncertainty.png) per image"),
+    batch_size: Optional[int] = typer.Option(None, help="images per forward pass [the restore flow's: 4]"),
+    dask_address: Optional[str] = typer.Option(None),
+    workers: int = typer.Option(2),
+    review: bool = typer.Option(True, help="thumbnails, previews and the run's review page under DEST/_reports/<run>/"),
+    only_rejected: bool = typer.Option(False, help="only the items curators rejected (decisions imported with `colorize review import`)"),
+    compare_with: Optional[str] = typer.Option(
+        None, help="when done, compare with this version's outputs in DEST (colorizer-v3, or 'previous')"
+    ),
+    credentials: bool = CREDENTIALS_OPTION,
+    hints: Optional[str] = typer.Option(
+        None,
+        help="curators' colour hints (JSON): a path, any fsspec URL, or 'imported' (the last `review import` into DEST); hinted outputs go beside the automatic ones",
+    ),
+    storage_options: Optional[str] = typer.Option(None),
+) -> None:
+    """Colorize a whole collection; exit status 0 when every item is done, 3 when some failed (they are
+    listed, and recorded in the manifest), 2 for a usage error, 1 when a service is unreachable."""
+    use_storage_options(storage_options)
+    s = _restore(source, dest, model, (decode, temperature, top_k, upsample, size, uncertainty), batch_size,
+                 dask_address, workers, review, only_rejected=only_rejected, compare_with=compare_with, credentials=credentials,
+                 hints=_hints(hints, dest))  # fmt: skip
+    _report(s)
+    raise typer.Exit(ITEMS_FAILED if s.failed else 0)
+
+
+def _hints(url: Optional[str], dest: str):
+    """The hints file read and checked before anything starts (a HintsError is a usage error);
+    `imported`: the hints last imported into DEST with `colorize review import`."""
+    if url is None:
+        return None
+    from tasks.checks import ArgumentError, check_source
+    from tasks.decisions import latest_hints
+    from tasks.restore_worker import load_hints
+
+    if url == "imported":
+        url = latest_hints(dest)
+        if url is None:
+            raise ArgumentError(f"--hints imported: no hints were imported into {dest} (colorize review import HINTS.json DEST)")
+
+    check_source(url, "hints file")
+    return load_hints(url)
+
+
+def _restore(source, dest, model, cfg_args, batch_size=None, dask_address=None, workers=2, review=True, **flow_options):
+    """Checks and resolves once (`plan_restore`); then the local cluster starts (and loads the model on
+    its workers) while the flow's Prefect API starts, instead of one after the other."""
+    tracking_reachable()
+    api = _PrefectApiInBackground()
+    from flows.restore import restore_flow
+    from tasks.checks import check_dest, check_source
+    from tasks.cluster import ClusterInBackground
+    from tasks.registry import resolve_model
+    from tasks.restore_runs import RestorePlan
+    from tasks.restore_worker import warm_worker
+    from tasks.storage import any_file
+
+    check_source(source)
+    check_dest(source, dest)
+    ref = resolve_model(model)
+    plan = RestorePlan.of(source, dest, ref, colorize_config(*cfg_args, model_dir=ref.directory))
+    own_cluster = not (dask_address or os.environ.get("COLORIZE_DASK_ADDRESS")) and any_file(source)
+    background = ClusterInBackground(workers, functools.partial(warm_worker, ref, plan.cfg.size)) if own_cluster else None
+    try:
+        address = dask_address or (background.address if background else None)
+        api.join()
+        return restore_flow(
+            source,
+            dest,
+            model=plan.ref,
+            colorize=plan.cfg,
+            dask_address=address,
+            n_workers=workers,
+            review=review,
+            **given(batch_size=batch_size),
+            **flow_options,
+        )
+    finally:
+        if background:
+            background.close()
+
+
+class _PrefectApiInBackground:
+    """The temporary Prefect API (when no server is configured) starts on a thread now, its start-up
+    overlapping ours; the flow finds it running. `join` waits for it and raises what the start raised.
+    When we fail first, Prefect's exit hook stops the half-started server under the thread; what the
+    thread then raises is kept, never printed, since nobody joins it."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._start, daemon=True, name="prefect-api-start")
+        self.thread.start()
+
+    def _start(self) -> None:
+        try:
+            if not os.environ.get("PREFECT_API_URL"):
+                from prefect.server.api.server import SubprocessASGIServer
+
+                first = prefect_database_missing(apply_embedded_defaults())
+                with setup_lock("prefect-database") if first else contextlib.nullcontext():  # its migrations run once
+                    SubprocessASGIServer().start()
+        except BaseException as e:  # noqa: BLE001 - handed to join()
+            self.error = e
+
+    def join(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+def _report(s) -> None:
+    typer.echo(f"{s.done} colorized, {s.skipped} already done, {s.failed} failed, with {s.model}")
+    typer.echo(f"results:       {s.outputs}")
+    typer.echo(f"manifest:      {s.manifest}")
+    if s.report:
+        typer.echo(f"review page:   {s.report}")
+    if s.iiif:
+        typer.echo(f"IIIF manifest: {s.iiif}")
+    if s.contact_sheet:
+        typer.echo(f"contact sheet: {s.contact_sheet}")
+    if s.comparison:
+        typer.echo(f"comparison:    {s.comparison}")
+    for source, reason in s.failures:
+        typer.echo(f"failed: {source}: {reason}", err=True)
+
+
+@app.command()
+@clear_errors
+def image(
+    src: str = typer.Argument(..., help="one image"),
+    out: str = typer.Argument(..., help="the colorized image"),
+    model: str = MODEL_OPTION,
+    decode: Optional[str] = DECODE_OPTION,
+    temperature: Optional[float] = T_OPTION,
+    top_k: Optional[int] = K_OPTION,
+    upsample: Optional[str] = UPSAMPLE_OPTION,
+    size: Optional[int] = SIZE_OPTION,
+    credentials: bool = CREDENTIALS_OPTION,
+) -> None:
+    """Colorize one file with the same model, decode and path as `restore`, without a cluster or a flow."""
+    from tasks.checks import check_source, check_url
+
+    check_source(src, "input")
+    check_url(out, "output")
+    tracking_reachable()
+    from tasks.credentials import signing_identity
+    from tasks.registry import resolve_model
+    from tasks.restore_worker import colorize_one
+    from tasks.state import state_dir
+
+    ref = resolve_model(model)
+    signing = signing_identity(state_dir()) if credentials else None
+    colorize_one(src, out, ref, colorize_config(decode, temperature, top_k, upsample, size, model_dir=ref.directory), signing)
+    typer.echo(f"{out} (model {ref.name} v{ref.version})")
+
+
+@app.command()
+@clear_errors
+def run(
+    source: str = typer.Option(SAMPLES, help="collection to restore (default: the sample collection)"),
+    dest: Optional[str] = typer.Option(None, help="default: <state folder>/restored"),
+) -> None:
+    """The main job on embedded defaults: restore a collection with the champion model (the bundled
+    default model when the registry has none), local folders as object storage, MLflow on SQLite,
+    Prefect without a server."""
+    from tasks.state import state_dir
+
+    s = _restore(source, dest or str(state_dir() / "restored"), DEFAULT_MODEL, (None, None, None, None, None, False))
+    _report(s)
+    raise typer.Exit(ITEMS_FAILED if s.failed else 0)

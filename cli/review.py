@@ -1,0 +1,115 @@
+"""What curators do with outputs: compare versions, verify credentials, review pages and their colour tool."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from cli.common import (
+    app,
+    clear_errors,
+    use_storage_options,
+)
+
+
+@app.command()
+@clear_errors
+def compare(
+    dest: str = typer.Argument(..., help="a restoration destination holding outputs of both versions"),
+    models: list[str] = typer.Option(
+        ..., "--models", help="the two versions, as their folders under DEST: --models colorizer-v3 --models colorizer-v4"
+    ),
+    storage_options: Optional[str] = typer.Option(None),
+) -> None:
+    """A page of the items both versions colorized, side by side, most changed first."""
+    from flows.review import compare_flow
+    from tasks.checks import check_source
+    from tasks.review import rows_of_versions
+
+    use_storage_options(storage_options)
+    check_source(dest, "destination")
+    rows_of_versions(dest, models)  # an unknown version is a one-line error before any flow starts
+    out = compare_flow(dest, models)
+    typer.echo(f"{out['items']} items compared: {out['page']}")
+
+
+@app.command()
+@clear_errors
+def verify(
+    target: str = typer.Argument(..., help="one output file, or a restoration destination (every output under it)"),
+    storage_options: Optional[str] = typer.Option(None),
+) -> None:
+    """Read the Content Credentials of outputs: valid / untrusted / invalid / missing per item, with the
+    model and version each names; only signers of the archive's trust anchors are valid
+    (COLORIZE_C2PA_TRUST_ANCHORS). Exit status 1 when any item is not valid."""
+    from flows.verify import verify_flow
+    from tasks.checks import check_source
+
+    use_storage_options(storage_options)
+    check_source(target, "target")
+    out = verify_flow(target)
+    width = max([len(v.path) for v in out["verdicts"]] + [4])
+    typer.echo(f"{'item':{width}s}  {'status':8s} model")
+    for v in out["verdicts"]:
+        typer.echo(
+            f"{v.path:{width}s}  {v.status:8s} {v.model or '-'} {('v' + v.model_version) if v.model_version else ''} {v.detail}".rstrip()
+        )
+    typer.echo(", ".join(f"{n} {s}" for s, n in out["counts"].items()) + (f"; recorded in {out['recorded']}" if out["recorded"] else ""))
+    raise typer.Exit(0 if out["counts"]["valid"] == len(out["verdicts"]) else 1)
+
+
+review_app = typer.Typer(help="Curators' decisions from review pages.")
+app.add_typer(review_app, name="review")
+
+
+@review_app.command("serve")
+@clear_errors
+def review_serve(
+    dest: str = typer.Argument(..., help="a restoration destination (its review pages are served)"),
+    port: int = typer.Option(8765, help="port on 127.0.0.1 (0: any free one)"),
+    storage_options: Optional[str] = typer.Option(None),
+) -> None:
+    """Serve DEST's review pages on 127.0.0.1 with their colour tool: hints placed on an item redraw its
+    preview by the run's own model and settings. Ctrl-C stops it."""
+    from tasks.checks import check_source
+    from tasks.review_server import serve
+    from tasks.storage import filesystem, join
+
+    use_storage_options(storage_options)
+    check_source(dest, "destination")
+    server = serve(dest, port)
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    fs, root = filesystem(join(dest, "_reports"))
+    pages = sorted(fs.glob(join(root, "*", "index.html"))) if fs.exists(root) else []
+    for page in pages:
+        typer.echo(f"{base}/_reports/{page.rsplit('/', 2)[-2]}/index.html")
+    typer.echo(f"serving {dest} at {base} (Ctrl-C stops)" if pages else f"serving {dest} at {base}: it has no review page yet")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@review_app.command("import")
+@clear_errors
+def review_import(
+    decisions: str = typer.Argument(..., help="decisions (JSON or CSV) or hints (JSON) exported from a review page"),
+    dest: str = typer.Argument(..., help="the destination they are about"),
+    storage_options: Optional[str] = typer.Option(None),
+) -> None:
+    """Record curators' decisions as Parquet under DEST/_decisions/ (`restore --only-rejected` reads them),
+    or their colour hints under DEST/_hints/ (`restore --hints imported` reads the latest)."""
+    from flows.review import import_decisions_flow
+    from tasks.checks import check_source
+
+    use_storage_options(storage_options)
+    check_source(decisions, "decisions file")
+    check_source(dest, "destination")
+    out = import_decisions_flow(decisions, dest)
+    if "hints" in out:
+        typer.echo(f"hints for {out['hints']} items recorded: {out['recorded']} (colorize restore SOURCE DEST --hints imported)")
+    else:
+        typer.echo(f"{out['decisions']} decisions recorded: {out['recorded']}")
