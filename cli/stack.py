@@ -27,13 +27,13 @@ def stack_up_cmd(
     restore_from: Optional[str] = typer.Option(None, help="--production only: a folder of `colorize stack backup` to start from"),
 ) -> None:
     """Start every service on 127.0.0.1 and print the environment for the shell (eval "$(colorize stack up)")."""
-    from infra.stack.local import StackPorts, exports, stack_dir, stack_up
+    from stacks.local import StackPorts, exports, stack_dir, stack_up
     from tasks.state import state_dir
 
     if production:
         from pathlib import Path
 
-        from infra.stack.production import Ports, production_up
+        from stacks.production import Ports, production_up
 
         ports = Ports(prefect_port, mlflow_port, s3_port, dask_port, postgres_port)
         info = production_up(stack_dir(state_dir(), True), ports, Path(restore_from) if restore_from else None)
@@ -53,8 +53,8 @@ def stack_backup_cmd(
     aliases, users); bring them back with `stack up --production --restore-from FOLDER`."""
     from pathlib import Path
 
-    from infra.stack.local import stack_dir
-    from infra.stack.production import Ports, backup
+    from stacks.local import stack_dir
+    from stacks.production import Ports, backup
     from tasks.state import state_dir
 
     for path in backup(stack_dir(state_dir(), True), Ports(postgres=postgres_port), Path(folder)):
@@ -64,7 +64,7 @@ def stack_backup_cmd(
 @stack_app.command("down")
 def stack_down_cmd(production: bool = typer.Option(False, help="the production stack")) -> None:
     """Stop every service of the stack by PID."""
-    from infra.stack.local import stack_down
+    from stacks.local import stack_down
     from tasks.state import state_dir
 
     stopped = stack_down(state_dir(), production)
@@ -73,7 +73,7 @@ def stack_down_cmd(production: bool = typer.Option(False, help="the production s
 
 @stack_app.command("status")
 def stack_status_cmd(production: bool = typer.Option(False, help="the production stack")) -> None:
-    from infra.stack.local import stack_status
+    from stacks.local import stack_status
     from tasks.state import state_dir
 
     for name, alive in stack_status(state_dir(), production).items():

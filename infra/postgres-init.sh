@@ -1,6 +1,6 @@
 #!/bin/sh
 # The databases of the production stack, as `colorize stack up --production` makes them
-# (infra/stack/production.py create_databases): a role and a database for Prefect, a role with two
+# (stacks/production.py create_databases): a role and a database for Prefect, a role with two
 # databases for MLflow (tracking and registry; its users and permissions).
 set -e
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres <<SQL

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import s3fs
 
-from infra.stack.services import start_seaweedfs
+from stacks.services import start_seaweedfs
 from tasks.state import environ_kept
 
 KEY, SECRET, BUCKET = "colorize-test", "colorize-test-secret", "archive"

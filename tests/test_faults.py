@@ -48,7 +48,7 @@ def _env(tmp_path, **extra):
 
 
 def test_object_storage_down_for_ten_seconds_mid_run(tmp_path, package):
-    from infra.stack.services import start_seaweedfs
+    from stacks.services import start_seaweedfs
     from tasks.cluster import free_port
     from tests.s3 import BUCKET, KEY, S3, SECRET
 
@@ -275,7 +275,7 @@ def test_object_storage_starts_when_a_port_it_picked_is_taken_first(tmp_path, mo
     start-up notices the bind error in the log and starts again on other internal ports."""
     import socket
 
-    from infra.stack import services
+    from stacks import services
     from tests.s3 import BUCKET, KEY, S3, SECRET
 
     taken = socket.socket()
@@ -299,7 +299,7 @@ def test_object_storage_ports_are_never_another_parts_grpc_port(tmp_path, monkey
     another's + 10000 (CI drew such a pair once): the project never hands it one."""
     import socket
 
-    from infra.stack import services
+    from stacks import services
     from tests.s3 import BUCKET, KEY, S3, SECRET
 
     while True:  # a port whose twin exists (under 65536)

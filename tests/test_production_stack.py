@@ -22,8 +22,8 @@ import s3fs
 import yaml
 from PIL import Image
 
-from infra.stack.production import Ports, backup, compose_text, load_secrets, production_down, production_up
-from infra.stack.services import pid_alive
+from stacks.production import Ports, backup, compose_text, load_secrets, production_down, production_up
+from stacks.services import pid_alive
 from tasks.cluster import free_port
 from tasks.state import environ_kept
 from tests.test_stack_e2e import last_json, mlflow_client, training_photos_and_pipeline
@@ -34,7 +34,7 @@ BIN = Path(sys.executable).parent
 
 def test_compose_file_is_the_rendering_of_the_production_definition():
     committed = (REPO / "infra" / "docker-compose.yml").read_text()
-    assert committed == compose_text(), "regenerate: .venv/bin/python -m infra.stack.production > infra/docker-compose.yml"
+    assert committed == compose_text(), "regenerate: .venv/bin/python -m stacks.production > infra/docker-compose.yml"
     doc = yaml.safe_load(committed)
     published = [p for s in doc["services"].values() for p in s.get("ports", [])]
     assert published and all(p.startswith("127.0.0.1:") for p in published), "loopback only"
@@ -99,7 +99,7 @@ def test_every_service_refuses_an_unauthenticated_client(prod, tmp_path):
     from distributed import Client
     from distributed.security import Security
 
-    from infra.stack.production import _tls_files
+    from stacks.production import _tls_files
 
     with pytest.raises(OSError):  # no TLS at all
         Client(env["COLORIZE_DASK_ADDRESS"].replace("tls://", "tcp://"), timeout=10)

@@ -14,8 +14,8 @@ import s3fs
 from mlflow import MlflowClient
 from PIL import Image
 
-from infra.stack.local import StackPorts, stack_down, stack_up
-from infra.stack.services import free_port, pid_alive
+from stacks.local import StackPorts, stack_down, stack_up
+from stacks.services import free_port, pid_alive
 from tests.photos import real_photo_bytes
 
 REPO = Path(__file__).resolve().parents[1]

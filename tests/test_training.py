@@ -171,23 +171,23 @@ def test_precision_is_chosen_by_measurement_unless_set(photo_shards, tmp_path):
 
 
 def test_gpu_script_sizes_runs_to_its_budget_and_keeps_the_best(photo_shards, tmp_path, mlflow_tmp):
-    """infra/train_on_gpu.py runs once per GPU lease, so it is run here on the CPU, on shards packed as
-    for the trip (infra/pack_for_gpu.py: the same rows): a run is calibrated, planned into the time
-    left, validated, its best weights come back as a loadable checkpoint, and infra/track_gpu_runs.py
+    """scripts/train_on_gpu.py runs once per GPU lease, so it is run here on the CPU, on shards packed as
+    for the trip (scripts/pack_for_gpu.py: the same rows): a run is calibrated, planned into the time
+    left, validated, its best weights come back as a loadable checkpoint, and scripts/track_gpu_runs.py
     records it in MLflow afterwards."""
     import mlflow
     import pyarrow.parquet as pq
 
     from colorize_core.package import package_from_checkpoint
-    from infra.pack_for_gpu import pack
-    from infra.track_gpu_runs import main as track
+    from scripts.pack_for_gpu import pack
+    from scripts.track_gpu_runs import main as track
 
     packed = tmp_path / "gpu"
     pack(str(photo_shards), str(photo_shards / "bins.npz"), str(packed))
     for part in photo_shards.glob("*.parquet"):
         assert pq.read_table(packed / "shards" / part.name).equals(pq.read_table(part))
     out = tmp_path / "out"
-    cmd = [sys.executable, "infra/train_on_gpu.py", str(packed / "shards"), str(packed / "bins.npz"), str(out)]
+    cmd = [sys.executable, "scripts/train_on_gpu.py", str(packed / "shards"), str(packed / "bins.npz"), str(out)]
     cmd += ["--seconds", "30", "--calibrate", "5", "--reserve", "12", "--validations", "2", "--scratch", str(tmp_path / "ckpt")]
     cmd += ["--run", "t:tiny:4:1e-3"]
     env = dict(os.environ, PYTHONPATH=os.getcwd())

@@ -3,7 +3,7 @@ S3 gateway. `weed mini` runs in a network namespace of its own (`unshare -n`), w
 volume and filer ports answer nobody on the host; this forwarder listens on the host's 127.0.0.1
 and connects, from inside that namespace, to the gateway alone.
 
-    python -m infra.stack.forward LISTEN_PORT NETNS_PATH TARGET_PORT
+    python -m stacks.forward LISTEN_PORT NETNS_PATH TARGET_PORT
 
 The listening socket is made first, in the host's namespace; then this process joins the target
 namespace (setns), so every connection it opens after that is made there.

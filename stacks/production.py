@@ -22,9 +22,9 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from infra.stack.local import QUIET
-from infra.stack.local import StackPorts as Ports
-from infra.stack.services import DASK_LOOPBACK, _bin, _spawn, pid_alive, private_files, stop_pid, wait_http, weed_mini
+from stacks.local import QUIET
+from stacks.local import StackPorts as Ports
+from stacks.services import DASK_LOOPBACK, _bin, _spawn, pid_alive, private_files, stop_pid, wait_http, weed_mini
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 BUCKETS = ("archive", "mlflow-artifacts")
@@ -291,7 +291,7 @@ def start_object_storage(weed: list[str], port: int, logs: Path, record) -> None
     """SeaweedFS with only its S3 gateway reachable. Its master, volume and filer serve HTTP without
     credentials (weights read, outputs written or deleted with plain curl, collections dropped): as
     root, `weed mini` runs in a network namespace of its own, where those ports answer nobody on the
-    host, and `infra.stack.forward` brings the gateway's port alone to the host's 127.0.0.1. Without
+    host, and `stacks.forward` brings the gateway's port alone to the host's 127.0.0.1. Without
     root (no namespace to make) they stay on 127.0.0.1, and the log says so."""
     if os.geteuid() != 0:
         print("SeaweedFS: not root, so its internal ports stay on 127.0.0.1 (any local user reaches them); run the stack as root")
@@ -305,7 +305,7 @@ def start_object_storage(weed: list[str], port: int, logs: Path, record) -> None
         if time.time() > deadline or not pid_alive(pid):
             raise RuntimeError(f"SeaweedFS did not start in a network namespace of its own (see {logs / 'seaweedfs.log'})")
         time.sleep(0.05)
-    gateway = [sys.executable, "-m", "infra.stack.forward", str(port), netns, str(port)]
+    gateway = [sys.executable, "-m", "stacks.forward", str(port), netns, str(port)]
     record("seaweedfs-gateway", _spawn("seaweedfs-gateway", gateway, logs), f"http://127.0.0.1:{port}")
 
 
@@ -319,7 +319,7 @@ def production_up(root: Path, ports: Ports = Ports(), restore_from: Path | None 
 
 
 def _start(root: Path, ports: Ports, restore_from: Path | None) -> dict:
-    from infra.stack.local import record_services, wait_workers
+    from stacks.local import record_services, wait_workers
     from tasks.cluster import dask_env_vars
 
     logs = root / "logs"
@@ -538,9 +538,9 @@ def render_compose(ports: Ports = Ports()) -> dict:
 
 
 COMPOSE_HEADER = """\
-# The production stack as containers. RENDERED from infra/stack/production.py (render_compose), the same
+# The production stack as containers. RENDERED from stacks/production.py (render_compose), the same
 # definition `colorize stack up --production` starts here; a test checks this file is that rendering:
-#   .venv/bin/python -m infra.stack.production > infra/docker-compose.yml
+#   .venv/bin/python -m stacks.production > infra/docker-compose.yml
 # Secrets come from an .env file beside this one and the ./secrets folder (s3.json, mlflow_auth.ini,
 # tls/, c2pa/), never from the repository. Ports are published on 127.0.0.1 only.
 """

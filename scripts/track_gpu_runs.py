@@ -1,10 +1,10 @@
-"""Records the runs of `infra/train_on_gpu.py` in MLflow, once their OUT folder is back from the GPU machine.
+"""Records the runs of `scripts/train_on_gpu.py` in MLflow, once their OUT folder is back from the GPU machine.
 
 That machine has no MLflow, so its runs are logged afterwards, as one MLflow run each in the
 `colorization` experiment (the same URI as `colorize train`): the run's settings and planned steps
 as parameters, every validation as metrics at its step, and the best weights as an artifact.
 
-Usage: python infra/track_gpu_runs.py OUT [OUT ...]
+Usage: python scripts/track_gpu_runs.py OUT [OUT ...]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def track(history: Path, experiment_id: str) -> str:
     summary = next((r["summary"] for r in rows if "summary" in r), None)
     name = history.name.removesuffix(".history.jsonl")
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"gpu-{name}") as run:
-        mlflow.set_tags({"trained_on": (summary or {}).get("device", "gpu"), "script": "infra/train_on_gpu.py"})
+        mlflow.set_tags({"trained_on": (summary or {}).get("device", "gpu"), "script": "scripts/train_on_gpu.py"})
         if summary is not None:
             plan = {k: v for k, v in summary.items() if k not in ("run", "result")}
             mlflow.log_params({**summary["run"], **plan})

@@ -7,9 +7,9 @@ at once (so the measured speed includes their contention); its step count is the
 fits into the time left, so each cosine schedule ends before the deadline instead of being cut.
 Whenever a validation improves, the run's weights go to OUT as float16 (a run killed at the deadline
 still leaves its best); runs whose weights exceed `--max-mb` report their figures only.
-Tracking happens afterwards, where MLflow runs: `infra/track_gpu_runs.py OUT`.
+Tracking happens afterwards, where MLflow runs: `scripts/track_gpu_runs.py OUT`.
 
-Usage: python infra/train_on_gpu.py SHARDS BINS OUT --seconds 480 --run NAME:ARCH:BATCH:LR[:INIT_PACKAGE] ...
+Usage: python scripts/train_on_gpu.py SHARDS BINS OUT --seconds 480 --run NAME:ARCH:BATCH:LR[:INIT_PACKAGE] ...
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from infra.stack.services import DASK_LOOPBACK, _bin, _spawn, pid_alive, private_files, start_seaweedfs, stop_pid, wait_http
+from stacks.services import DASK_LOOPBACK, _bin, _spawn, pid_alive, private_files, start_seaweedfs, stop_pid, wait_http
 from tasks.cluster import dask_env_vars
 
 S3_KEY, S3_SECRET, S3_BUCKET = "colorize", "colorize-local-secret", "archive"

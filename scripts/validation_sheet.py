@@ -1,6 +1,6 @@
 """Before/after sheet of the validation photos for the README: grey | colorized | original.
 
-Usage: python infra/validation_sheet.py PACKAGE_DIR SHARDS OUT.jpg
+Usage: python scripts/validation_sheet.py PACKAGE_DIR SHARDS OUT.jpg
 """
 
 from __future__ import annotations
