@@ -27,15 +27,18 @@ DEFAULT_MODEL = "models:/colorizer@champion"
 ITEMS_FAILED = 3  # exit status of a run that finished with failed items (2: usage error, 1: a service unreachable)
 
 
+NO_FLOW = (None, "stack", "train-settings", "image", "verify")  # verbs that answer without Prefect
+
+
 @app.callback()
 def main(ctx: typer.Context, debug: bool = typer.Option(False, "--debug", help="show a traceback instead of a one-line error")) -> None:
     """Colorize archival black-and-white photographs at scale."""
     global _debug
     _debug = debug
     home = apply_embedded_defaults()
-    if not os.environ.get("PREFECT_API_URL"):  # the temporary API: nobody to read flow heartbeats
+    runs_flows = ctx.invoked_subcommand not in NO_FLOW
+    if runs_flows and not os.environ.get("PREFECT_API_URL"):  # the temporary API: nobody to read flow heartbeats
         ctx.with_resource(without_flow_heartbeats())
-    runs_flows = ctx.invoked_subcommand not in (None, "stack", "train-settings", "image")
     if runs_flows and prefect_database_missing(home) and sys.argv[-1] not in ("--help", "-h"):
         typer.echo(f"Prefect: no server configured; preparing the temporary local API's database in {home} (first run only)", err=True)
 

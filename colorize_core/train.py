@@ -162,24 +162,103 @@ def _preview_row(s: Sample, ab_pred: torch.Tensor) -> np.ndarray:
     return (np.concatenate(cells, axis=1) * 255).round().astype(np.uint8)
 
 
-def save_checkpoint(
-    path: str, model, disc, opt_g, opt_d, step: int, position: list, model_cfg: ModelConfig, cfg: TrainConfig, bins: BinSet
-) -> None:
-    state = {
-        "model": model.state_dict(),
-        "disc": disc.state_dict() if disc is not None else {},
-        "opt_g": opt_g.state_dict(),
-        "opt_d": opt_d.state_dict() if opt_d is not None else {},
-        "step": step,
-        "position": torch.tensor(position, dtype=torch.long),  # (world, workers, 2): (epoch, index) per rank and loader slot
-        "rng": torch.get_rng_state(),
-        "model_config": dataclasses.asdict(model_cfg),
-        "train_config": dataclasses.asdict(cfg),
-        "bins_checksum": bins.checksum,
-    }
-    tmp = path + ".tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a checkpoint is whole or absent
+@dataclass
+class TrainingState:
+    """Everything a checkpoint holds, so that a resumed run continues exactly: the networks, their
+    optimisers, the step, each loader slot's place in the shard stream, the RNG, the configurations."""
+
+    model: Colorizer
+    opt_g: torch.optim.Optimizer
+    disc: PatchDiscriminator | None = None
+    opt_d: torch.optim.Optimizer | None = None
+    step: int = 0
+    position: list = field(default_factory=list)  # (world, workers, 2): (epoch, index) per rank and loader slot
+
+    def save(self, path: str, model_cfg: ModelConfig, cfg: TrainConfig, bins: BinSet) -> None:
+        disc = self.disc.module if hasattr(self.disc, "module") else self.disc
+        state = {
+            "model": self.model.state_dict(),
+            "disc": disc.state_dict() if disc is not None else {},
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict() if self.opt_d is not None else {},
+            "step": self.step,
+            "position": torch.tensor(self.position, dtype=torch.long),
+            "rng": torch.get_rng_state(),
+            "model_config": dataclasses.asdict(model_cfg),
+            "train_config": dataclasses.asdict(cfg),
+            "bins_checksum": bins.checksum,
+        }
+        tmp = path + ".tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, path)  # a checkpoint is whole or absent
+
+    def load(self, path: str, bins: BinSet, slots: int, device: torch.device) -> dict:
+        """Continues from `path`; returns its train config (the precision it measured is replayed)."""
+        state = torch.load(path, map_location=device, weights_only=True)
+        if state["bins_checksum"] != bins.checksum:
+            raise ValueError(f"{path} was trained with another bin set ({state['bins_checksum'][:12]})")
+        self.model.load_state_dict(state["model"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        if self.disc is not None and state["disc"]:
+            self.disc.load_state_dict(state["disc"])
+            self.opt_d.load_state_dict(state["opt_d"])
+        self.step = int(state["step"])
+        saved = state["position"] if state["position"].dim() == 3 else state["position"][:, None]  # (world, 2): one slot
+        if saved.shape[1] != slots:
+            raise ValueError(f"{path} was trained with {saved.shape[1]} loader workers per process: resume with loader_workers={saved.shape[1]}")
+        self.position = [[tuple(p) for p in rank_slots] for rank_slots in saved.tolist()]
+        torch.set_rng_state(state["rng"])
+        return state["train_config"]
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """The generator's rate at `step`: cosine from lr down to lr / 20 over phase 1 (the GAN phases keep
+    phase 1's last rate), or constant."""
+    if cfg.lr_schedule != "cosine":
+        return cfg.lr
+    s = min(step, cfg.steps - 1)
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
+
+
+def discriminator_step(st: TrainingState, L: torch.Tensor, ab: torch.Tensor, logits, hints, centres, cfg: TrainConfig, bf16: bool) -> float:
+    """pix2pix's backward_D: the PatchGAN learns real (L, ab) from the generator's annealed mean."""
+    with torch.no_grad(), autocast(L.device, bf16):
+        if logits is None:  # discriminator phase: the frozen generator, its BatchNorm statistics untouched
+            st.model.eval()
+            fake_logits = st.model(L, hints).float()
+            st.model.train()
+        else:
+            fake_logits = logits.detach().float()
+        fake_ab = annealed_mean(fake_logits, centres, cfg.gan.temperature)
+    real_ab, L_small = F.avg_pool2d(ab.to(L.device).float(), 4), F.avg_pool2d(L, 4)
+    with autocast(L.device, bf16):
+        d_loss = 0.5 * (
+            adversarial_loss(st.disc(L_small, real_ab).float(), True, cfg.gan.loss)
+            + adversarial_loss(st.disc(L_small, fake_ab).float(), False, cfg.gan.loss)
+        )
+    st.opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    st.opt_d.step()
+    return d_loss.item()
+
+
+def generator_step(st: TrainingState, L, logits, idx, soft, pix_w, centres, cfg: TrainConfig, joint: bool) -> dict[str, float]:
+    """pix2pix's backward_G: rebalanced soft cross-entropy, plus the adversarial term in the joint phase."""
+    loss = rebalanced_cross_entropy(logits, idx, soft, pix_w)
+    values = {"loss_ce": loss.item()}
+    if joint:
+        fake_ab = annealed_mean(logits.float(), centres, cfg.gan.temperature)
+        for p in st.disc.parameters():
+            p.requires_grad_(False)
+        adv = adversarial_loss(st.disc(F.avg_pool2d(L, 4), fake_ab).float(), True, cfg.gan.loss)
+        for p in st.disc.parameters():
+            p.requires_grad_(True)
+        loss = loss + cfg.gan.weight * adv
+        values["loss_adv"] = adv.item()
+    st.opt_g.zero_grad(set_to_none=True)
+    loss.backward()
+    st.opt_g.step()
+    return values | {"loss": loss.item()}
 
 
 def train(
@@ -193,56 +272,44 @@ def train(
     hooks: Hooks = Hooks(),
     init_state: dict | None = None,
 ) -> TrainResult:
-    """Trains a colorizer on the shards' train split; validates on their val split.
+    """Trains a colorizer on the shards' train split; validates on their val split. Phase 1 trains the
+    generator alone; with a GAN weight, phase 2 the discriminator alone, phase 3 both (NoGAN).
 
     `init_state` starts from existing weights (fine-tuning a released model on a collection)."""
     rank, world = _distributed()
     device = _device()
     torch.manual_seed(cfg.seed)
-    model_cfg = dataclasses.replace(model_cfg, hint_input=model_cfg.hint_input or cfg.hints.enabled)
-    if init_state is not None and model_cfg.hint_input:
-        init_state = with_hint_input(init_state)  # a model without hint input grows its hint channels, at zero
     if bins.weights is None:
         raise ValueError("the bin set has no rebalancing weights: build it with the bins flow")
+    model_cfg = dataclasses.replace(model_cfg, hint_input=model_cfg.hint_input or cfg.hints.enabled)
+    if init_state is not None and model_cfg.hint_input:
+        init_state = with_hint_input(init_state)  # a model without hint input grows its hint channels
     model = Colorizer(dataclasses.replace(model_cfg, q=bins.q), torch.from_numpy(bins.centres)).to(device)
     disc = PatchDiscriminator(cfg.gan.disc).to(device) if cfg.gan.weight > 0 else None
-    opt_g = torch.optim.Adam(
-        [p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay
+    st = TrainingState(
+        model,
+        torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay),
+        disc,
+        torch.optim.Adam(disc.parameters(), lr=cfg.gan.lr, betas=(0.5, 0.999)) if disc is not None else None,
     )
-    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.gan.lr, betas=(0.5, 0.999)) if disc is not None else None
     slots = max(1, cfg.loader_workers)
-    step, position = 0, [[(0, 0)] * slots for _ in range(world)]
+    st.position = [[(0, 0)] * slots for _ in range(world)]
     if init_state is not None and not resume:
         model.load_state_dict(init_state)
     if resume:
-        state = torch.load(resume, map_location=device, weights_only=True)
-        if state["bins_checksum"] != bins.checksum:
-            raise ValueError(f"{resume} was trained with another bin set ({state['bins_checksum'][:12]})")
-        model.load_state_dict(state["model"])
-        opt_g.load_state_dict(state["opt_g"])
-        if disc is not None and state["disc"]:
-            disc.load_state_dict(state["disc"])
-            opt_d.load_state_dict(state["opt_d"])
-        step = int(state["step"])
-        saved = state["position"] if state["position"].dim() == 3 else state["position"][:, None]  # (world, 2): one slot
-        if saved.shape[1] != slots:
-            raise ValueError(
-                f"{resume} was trained with {saved.shape[1]} loader workers per process: resume with loader_workers={saved.shape[1]}"
-            )
-        position = [[tuple(p) for p in rank_slots] for rank_slots in saved.tolist()]
-        torch.set_rng_state(state["rng"])
+        resumed = st.load(resume, bins, slots, device)
         if cfg.precision == "auto":  # the precision the run measured at its start: a resumed run replays it exactly
-            cfg = dataclasses.replace(cfg, precision=state["train_config"].get("precision", "float32"))
+            cfg = dataclasses.replace(cfg, precision=resumed.get("precision", "float32"))
     ddp_model = model
     if world > 1:
         ddp_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         if disc is not None:
-            disc = torch.nn.parallel.DistributedDataParallel(disc, device_ids=[device.index] if device.type == "cuda" else None)
+            st.disc = torch.nn.parallel.DistributedDataParallel(disc, device_ids=[device.index] if device.type == "cuda" else None)
 
     encoder = SoftEncoder(bins, cfg.encoding)
     weights = torch.tensor(bins.weights, dtype=torch.float32, device=device)
     centres = torch.from_numpy(bins.centres).to(device)
-    stream = ShardStream(shard_urls, open_file, cfg.augment, cfg.seed, rank, world, start=position[rank], rotation=step)
+    stream = ShardStream(shard_urls, open_file, cfg.augment, cfg.seed, rank, world, start=st.position[rank], rotation=st.step)
     loader = DataLoader(
         stream,
         batch_size=cfg.batch_size,
@@ -259,86 +326,49 @@ def train(
     t_start, waited, last_val = time.perf_counter(), 0.0, {}
     best: tuple[float, int, dict, dict] | None = None  # (score, step, state dict, validation)
     batches = iter(loader)
-    while step < cfg.total_steps:
+    while st.step < cfg.total_steps:
         t0 = time.perf_counter()
         L, ab, epochs, index, slot = next(batches)
         waited += time.perf_counter() - t0
         L = L.to(device, non_blocking=True)
-        target = ab[:, :, 2::4, 2::4].permute(0, 2, 3, 1)  # (B, h, w, 2) int8 at the logits' resolution
-        idx, soft = encoder.encode(target)
-        idx, soft = idx.to(device), soft.to(device)
+        idx, soft = (t.to(device) for t in encoder.encode(ab[:, :, 2::4, 2::4].permute(0, 2, 3, 1)))  # targets at the logits' resolution
         pix_w = weights[idx[..., 0]] if cfg.rebalance else None
-        phase = cfg.phase(step)
-        if cfg.lr_schedule == "cosine" and phase == "generator":
-            for group in opt_g.param_groups:
-                group["lr"] = cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
-        values: dict[str, float] = {}
-        hints = simulated_hints(ab, cfg, step, rank, device) if model_cfg.hint_input else None
+        phase = cfg.phase(st.step)
+        for group in st.opt_g.param_groups:
+            group["lr"] = learning_rate(cfg, st.step)
+        hints = simulated_hints(ab, cfg, st.step, rank, device) if model_cfg.hint_input else None
         with autocast(device, bf16):
             logits = ddp_model(L, hints) if phase != "discriminator" else None
+        values: dict[str, float] = {}
         if phase in ("discriminator", "joint"):
-            with torch.no_grad(), autocast(device, bf16):
-                if logits is None:  # discriminator phase: the frozen generator, its BatchNorm statistics untouched
-                    model.eval()
-                    fake_logits = model(L, hints).float()
-                    model.train()
-                else:
-                    fake_logits = logits.detach().float()
-                fake_ab = annealed_mean(fake_logits, centres, cfg.gan.temperature)
-            real_ab = F.avg_pool2d(ab.to(device).float(), 4)
-            L_small = F.avg_pool2d(L, 4)
-            with autocast(device, bf16):
-                d_loss = 0.5 * (
-                    adversarial_loss(disc(L_small, real_ab).float(), True, cfg.gan.loss)
-                    + adversarial_loss(disc(L_small, fake_ab).float(), False, cfg.gan.loss)
-                )
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-            values["loss_d"] = d_loss.item()
+            values["loss_d"] = discriminator_step(st, L, ab, logits, hints, centres, cfg, bf16)
         if phase in ("generator", "joint"):
-            loss = rebalanced_cross_entropy(logits, idx, soft, pix_w)
-            values["loss_ce"] = loss.item()
-            if phase == "joint":
-                fake_ab = annealed_mean(logits.float(), centres, cfg.gan.temperature)
-                for p in disc.parameters():
-                    p.requires_grad_(False)
-                adv = adversarial_loss(disc(F.avg_pool2d(L, 4), fake_ab).float(), True, cfg.gan.loss)
-                for p in disc.parameters():
-                    p.requires_grad_(True)
-                loss = loss + cfg.gan.weight * adv
-                values["loss_adv"] = adv.item()
-            opt_g.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_g.step()
-            values["loss"] = loss.item()
-        step += 1
-        mine = list(position[rank])
+            values |= generator_step(st, L, logits, idx, soft, pix_w, centres, cfg, joint=phase == "joint")
+        st.step += 1
+        mine = list(st.position[rank])
         mine[int(slot[-1])] = (int(epochs[-1]), int(index[-1]) + 1)
-        position = _gather_position(mine, world)
+        st.position = _gather_position(mine, world)
         if rank == 0:
             values["epoch"] = float(epochs[-1])
-            hooks.metrics(step, values)
-            if step % cfg.val_every == 0 or step == cfg.total_steps:
+            hooks.metrics(st.step, values)
+            if st.step % cfg.val_every == 0 or st.step == cfg.total_steps:
                 last_val, preview = validate(model, bins, val, encoder, bf16)
-                hooks.validation(step, last_val, preview)
+                hooks.validation(st.step, last_val, preview)
                 score = last_val.get(cfg.select_metric)
                 if score is not None and (best is None or score >= best[0]):
-                    best = (score, step, {k: v.detach().clone() for k, v in model.state_dict().items()}, last_val)
-            if step % cfg.checkpoint_every == 0 or step == cfg.total_steps:
-                path = os.path.join(checkpoint_dir, f"step-{step:07d}.pt")
-                save_checkpoint(
-                    path, model, disc.module if hasattr(disc, "module") else disc, opt_g, opt_d, step, position, model_cfg, cfg, bins
-                )
-                hooks.checkpoint(step, path)
+                    best = (score, st.step, {k: v.detach().clone() for k, v in model.state_dict().items()}, last_val)
+            if st.step % cfg.checkpoint_every == 0 or st.step == cfg.total_steps:
+                path = os.path.join(checkpoint_dir, f"step-{st.step:07d}.pt")
+                st.save(path, model_cfg, cfg, bins)
+                hooks.checkpoint(st.step, path)
     seconds = time.perf_counter() - t_start
-    best_step = step
+    best_step = st.step
     if best is not None:
         model.load_state_dict(best[2])
         best_step, last_val = best[1], best[3]
     return TrainResult(
         model=model,
-        steps=step,
+        steps=st.step,
         best_step=best_step,
         validation=last_val,
         seconds=seconds,

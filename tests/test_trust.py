@@ -263,3 +263,17 @@ def test_an_object_store_output_is_created_once_and_never_replaced(s3):
     assert read_bytes(url) == b"first"
     atomic_write(url, b"third")  # bookkeeping (pages, manifests) may be rewritten
     assert read_bytes(url) == b"third"
+
+
+def test_verify_answers_without_prefect(tmp_path, cli_env):
+    """`colorize verify FILE` runs no flow: with the Prefect API set to a port where nothing listens,
+    it still answers, and quickly."""
+    from tasks.cluster import free_port
+
+    src = REPO / "samples" / "collection" / sorted(os.listdir(REPO / "samples" / "collection"))[0]
+    env = cli_env | {"PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"}
+    t0 = time.time()
+    p = subprocess.run([COLORIZE, "verify", str(src)], env=env, capture_output=True, text=True, timeout=120)
+    took = time.time() - t0
+    assert p.returncode == 1 and "missing" in p.stdout, p.stdout + p.stderr  # a grey source has no credentials
+    assert "Traceback" not in p.stderr and took < 20, (took, p.stderr)
