@@ -117,40 +117,17 @@ def client_env(sec: Secrets, ports: Ports, tls: Path, role: str = "pipeline") ->
 
 def _tls_files(folder: Path) -> None:
     """A CA and certificates for the scheduler, the workers and clients (mutual TLS)."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from tasks import x509
 
     folder.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
-
-    def name(cn: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder().subject_name(name("colorize dask CA")).issuer_name(name("colorize dask CA"))
-        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=825))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True).sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
-    (folder / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    ca_key, ca_name = x509.new_key(), x509.name("colorize dask CA")
+    ca = x509.certificate(ca_name, ca_key, ca_name, ca_key, 825, x509.ca_extensions(ca_key, with_usage=False))
+    (folder / "ca.pem").write_bytes(x509.pem(ca))
     for who in ("scheduler", "worker", "client"):
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            x509.CertificateBuilder().subject_name(name(f"colorize dask {who}")).issuer_name(ca.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=825))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]), False)
-            .sign(ca_key, hashes.SHA256())
-        )  # fmt: skip
-        (folder / f"{who}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        path = folder / f"{who}.key"
-        path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-        os.chmod(path, 0o600)
+        key = x509.new_key()
+        cert = x509.certificate(x509.name(f"colorize dask {who}"), key, ca.subject, ca_key, 825, x509.loopback_names())
+        (folder / f"{who}.pem").write_bytes(x509.pem(cert))
+        (folder / f"{who}.key").write_bytes(x509.key_pem(key))  # 0600: the stack's files are private from creation
 
 
 def _as_postgres(cmd: list[str]) -> list[str]:

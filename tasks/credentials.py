@@ -15,7 +15,6 @@ signature is intact but whose signer chains to none of them is reported "untrust
 
 from __future__ import annotations
 
-import datetime
 import io
 import os
 import threading
@@ -82,40 +81,13 @@ def truthy(name: str) -> bool:
 
 def make_chain(organisation: str = "colorize-archive development") -> tuple[bytes, bytes]:
     """(PEM key, PEM chain: leaf then CA) of a new signing identity whose certificates name `organisation`."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    from tasks import x509
 
-    def name(cn: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn), x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation)])
-
-    def usage(sign_certs: bool) -> x509.KeyUsage:
-        return x509.KeyUsage(True, False, False, False, False, sign_certs, sign_certs, False, False)
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder().subject_name(name(f"{organisation} CA")).issuer_name(name(f"{organisation} CA"))
-        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True).add_extension(usage(True), True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
-    leaf = (
-        x509.CertificateBuilder().subject_name(name(f"{organisation} signer")).issuer_name(ca.subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=825))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), True).add_extension(usage(False), True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
-    pem = serialization.Encoding.PEM
-    key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    return key_pem, leaf.public_bytes(pem) + ca.public_bytes(pem)
+    ca_key, key = x509.new_key(), x509.new_key()
+    ca_name = x509.name(f"{organisation} CA", organisation)
+    ca = x509.certificate(ca_name, ca_key, ca_name, ca_key, 3650, x509.ca_extensions(ca_key))
+    leaf = x509.certificate(x509.name(f"{organisation} signer", organisation), key, ca.subject, ca_key, 825, x509.signer_extensions(key, ca_key))
+    return x509.key_pem(key), x509.pem(leaf) + x509.pem(ca)
 
 
 def signing_identity(state: Path) -> SigningIdentity:
