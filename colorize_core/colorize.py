@@ -181,8 +181,9 @@ def decoded(pkg, pred: Prediction, decode_cfg: DecodeConfig) -> torch.Tensor:
     """(B, 2, h, w) ab of a prediction under a decode, with the package's bins and weights."""
     if pred.logits is None:  # a network that regresses ab: nothing to decode
         return pred.regressed
-    weights = torch.from_numpy(pkg.bins.weights).to(pred.logits.device) if pkg.bins.weights is not None else None
-    return pred.ab(decode_cfg, pkg.model.centres.to(pred.logits.device), weights)
+    device = pred.logits.device
+    weights = torch.from_numpy(pkg.bins.weights).to(device) if pkg.bins.weights is not None else None
+    return pred.ab(decode_cfg, pkg.model.centres.to(device), weights)
 
 
 def chroma_at_working_size(pkg, L: torch.Tensor, pred: Prediction, cfg: ColorizeConfig) -> torch.Tensor:

@@ -91,9 +91,7 @@ class Prediction:
 
     def ab(self, cfg: DecodeConfig, centres: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 2, h, w); `weights` (the bin set's rebalancing weights) serve the `confident` decode.
-        A regressed ab is the answer whatever the decode."""
-        if self.regressed is not None:
-            return self.regressed
+        (A regressed ab has nothing to decode: `colorize.decoded` hands it over as it is.)"""
         return decode(self.logits, centres, cfg, weights)
 
     def doubt(self) -> torch.Tensor:
