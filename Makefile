@@ -7,7 +7,8 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum
 export DO_NOT_TRACK := true
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
-export PREFECT_HOME ?= $(CURDIR)/.state/prefect
+export COLORIZE_HOME ?= $(CURDIR)/.state
+export PREFECT_HOME ?= $(COLORIZE_HOME)/prefect
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: install browser viewer run test bench bench-avx2 stack-up stack-down clean

@@ -22,7 +22,7 @@ from colorize_core.losses import rebalanced_cross_entropy
 from colorize_core.models import Colorizer, ModelConfig
 from colorize_core.package import ColorizerPackage
 
-SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "collection"
+SAMPLES = Path(__file__).resolve().parents[1] / "cli" / "samples" / "collection"
 
 
 def _cuda_seconds(fn, reps: int) -> float:

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import sys
+from pathlib import Path
 from typing import Optional
 
 import typer
 
-from tasks.state import apply_embedded_defaults, prefect_database_missing, without_flow_heartbeats
+from colorize_core.choices import DECODES, UPSAMPLES
+from tasks.state import apply_embedded_defaults, prefect_database_missing, state_dir, without_flow_heartbeats
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 _debug = False
@@ -36,11 +39,33 @@ def main(ctx: typer.Context, debug: bool = typer.Option(False, "--debug", help="
     global _debug
     _debug = debug
     home = apply_embedded_defaults()
+    if not debug:
+        third_parties_to_log(state_dir() / "logs" / "colorize.log")
     runs_flows = ctx.invoked_subcommand not in NO_FLOW
     if runs_flows and not os.environ.get("PREFECT_API_URL"):  # the temporary API: nobody to read flow heartbeats
         ctx.with_resource(without_flow_heartbeats())
     if runs_flows and prefect_database_missing(home) and sys.argv[-1] not in ("--help", "-h"):
         typer.echo(f"Prefect: no server configured; preparing the temporary local API's database in {home} (first run only)", err=True)
+
+
+THIRD_PARTY_LOGGERS = ("mlflow", "alembic", "py.warnings", "distributed", "numba")
+
+
+def third_parties_to_log(log: Path) -> None:
+    """MLflow's and Prefect's banners, progress lines and warnings go to `log` (and Prefect's flow and
+    task logs to its API, as always), not to the terminal: it shows the command's own lines and
+    warnings, errors and the failed items. `--debug` leaves every library's output as it comes."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")  # MLflow's own stderr handler, with colour escapes
+    handler = logging.FileHandler(log)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in THIRD_PARTY_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING if name == "alembic" else logging.INFO)  # not each of ~70 migrations
+        logger.propagate = False
+    logging.captureWarnings(True)
 
 
 def clear_errors(fn):
@@ -111,10 +136,17 @@ def colorize_config(decode, temperature, top_k, upsample, size, uncertainty=Fals
     return ColorizeConfig(decode=dec, upsample=UpsampleConfig(**given(method=upsample)), uncertainty=uncertainty, **given(size=size))
 
 
+def one_of(value: Optional[str], names: tuple[str, ...]) -> Optional[str]:
+    """An option's value checked against its choices while the arguments are read: nothing loaded yet."""
+    if value is not None and value not in names:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(names)}")
+    return value
+
+
 MODEL_OPTION = typer.Option(DEFAULT_MODEL, help="registry URI (models:/name@alias, models:/name/N) or a package folder")
-DECODE_OPTION = typer.Option(None, help="annealed-mean | argmax | top-k | mean | confident [default: the model package's own]")
+DECODE_OPTION = typer.Option(None, callback=lambda v: one_of(v, DECODES), help=f"{' | '.join(DECODES)}: how a pixel's 313 probabilities become a colour [default: the model package's own]")
 T_OPTION = typer.Option(None, help="temperature T (annealed mean, top-k, confident)")
 K_OPTION = typer.Option(None, help="bins kept by top-k")
-UPSAMPLE_OPTION = typer.Option(None, help="guided (colour follows the original's edges) | bilinear [guided]")
+UPSAMPLE_OPTION = typer.Option(None, callback=lambda v: one_of(v, UPSAMPLES), help="guided (the colour follows the original's edges) | bilinear [default: guided]")
 SIZE_OPTION = typer.Option(None, help="the network's working size [256]")
 CREDENTIALS_OPTION = typer.Option(True, help="sign Content Credentials (C2PA) into every output")

@@ -28,7 +28,7 @@ from cli.common import (
 )
 from tasks.state import apply_embedded_defaults, prefect_database_missing, setup_lock
 
-SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples", "collection")
+SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "samples", "collection")  # package data of the wheel
 
 
 @app.command()
@@ -88,19 +88,21 @@ def _hints(url: Optional[str], dest: str):
 
 def _restore(source, dest, model, cfg_args, batch_size=None, dask_address=None, workers=2, review=True, **flow_options):
     """Checks and resolves once (`plan_restore`); then the local cluster starts (and loads the model on
-    its workers) while the flow's Prefect API starts, instead of one after the other."""
+    its workers) while the flow's Prefect API starts, instead of one after the other. Wrong arguments
+    are found before anything starts."""
+    from tasks.checks import check_dest, check_source
+
+    check_source(source)
+    check_dest(source, dest)
     tracking_reachable()
     api = _PrefectApiInBackground()
     from flows.restore import restore_flow
-    from tasks.checks import check_dest, check_source
     from tasks.cluster import ClusterInBackground
     from tasks.registry import resolve_model
     from tasks.restore_runs import RestorePlan
     from tasks.restore_worker import warm_worker
     from tasks.storage import any_file
 
-    check_source(source)
-    check_dest(source, dest)
     ref = resolve_model(model)
     plan = RestorePlan.of(source, dest, ref, colorize_config(*cfg_args, model_dir=ref.directory))
     own_cluster = not (dask_address or os.environ.get("COLORIZE_DASK_ADDRESS")) and any_file(source)

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-DECODES = ("annealed-mean", "argmax", "top-k", "mean", "confident")
+from .choices import DECODES
+
 PAPER_TEMPERATURE = 0.38  # the paper's T for the annealed mean
 
 

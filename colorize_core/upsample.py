@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .choices import UPSAMPLES
 from .kernels import box_mean, field_rows
 
 
@@ -31,8 +32,8 @@ class UpsampleConfig:
     eps: float = 25.0  # guided: regulariser in L units squared; larger is closer to bilinear
 
     def __post_init__(self):
-        if self.method not in ("guided", "bilinear"):
-            raise ValueError(f"unknown upsampling {self.method!r}; choose guided or bilinear")
+        if self.method not in UPSAMPLES:
+            raise ValueError(f"unknown upsampling {self.method!r}; choose one of {', '.join(UPSAMPLES)}")
 
 
 def _box(x: torch.Tensor, r: int) -> torch.Tensor:

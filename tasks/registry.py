@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
@@ -61,19 +62,31 @@ def log_package(pkg: ColorizerPackage, registered_name: str | None = None) -> tu
     with tempfile.TemporaryDirectory() as tmp:
         paths = save_package(tmp, pkg)
         checksum = package_checksum(paths=paths)
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=PYFUNC_CODE,
-            artifacts=paths,
-            code_paths=[CORE_DIR],  # the model carries the library that runs it
-            pip_requirements=["torch", "numpy", "numba", "pillow", "pyarrow", "scikit-learn"],
-            registered_model_name=registered_name,
-            metadata={"bins_checksum": pkg.bins.checksum, "decode": json.dumps(pkg.decode.__dict__), PACKAGE_TAG: checksum},
-        )
+        with _notices_to_log():
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=PYFUNC_CODE,
+                artifacts=paths,
+                code_paths=[CORE_DIR],  # the model carries the library that runs it
+                pip_requirements=["torch", "numpy", "numba", "pillow", "pyarrow", "scikit-learn"],
+                registered_model_name=registered_name,
+                metadata={"bins_checksum": pkg.bins.checksum, "decode": json.dumps(pkg.decode.__dict__), PACKAGE_TAG: checksum},
+            )
     version = str(info.registered_model_version) if registered_name else None
     if version:
         MlflowClient().set_model_version_tag(registered_name, version, PACKAGE_TAG, checksum)
     return info.model_uri, version
+
+
+@contextlib.contextmanager
+def _notices_to_log():
+    """MLflow prints its registration notices ("Successfully registered model ...") straight to stderr;
+    they go to its logger instead (the command line's log file)."""
+    out = io.StringIO()
+    with contextlib.redirect_stderr(out):
+        yield
+    for line in out.getvalue().splitlines():
+        logging.getLogger("mlflow").info(line)
 
 
 def resolve_version(uri: str) -> tuple[str, str] | None:

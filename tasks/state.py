@@ -26,9 +26,16 @@ DEFAULT_ENV = {
 }
 
 
+def default_home() -> Path:
+    """Where state lives when COLORIZE_HOME is unset: the user's data folder (XDG), so that an installed
+    `colorize` works from any folder and finds the same registry and runs again (the repository's
+    Makefile sets COLORIZE_HOME to its own .state/)."""
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "colorize"
+
+
 def state_dir() -> Path:
-    """The project's local state folder (MLflow, Prefect, checkpoints, stack logs)."""
-    path = Path(os.environ.get("COLORIZE_HOME", Path.cwd() / ".state")).resolve()
+    """The project's local state folder (MLflow, Prefect, checkpoints, stack logs, logs)."""
+    path = Path(os.environ.get("COLORIZE_HOME") or default_home()).resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path
 

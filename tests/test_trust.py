@@ -200,7 +200,7 @@ def test_an_unknown_model_version_or_folder_is_one_line_and_a_usage_error(tmp_pa
     dest = tmp_path / "dest"
     dest.mkdir()
     for args in (
-        ["image", str(REPO / "samples" / "collection" / os.listdir(REPO / "samples" / "collection")[0]), str(tmp_path / "o.png"),
+        ["image", str(REPO / "cli" / "samples" / "collection" / os.listdir(REPO / "cli" / "samples" / "collection")[0]), str(tmp_path / "o.png"),
          "--model", "models:/colorizer/7"],
         ["compare", str(dest), "--models", "colorizer-v1", "--models", "colorizer-v7"],
     ):  # fmt: skip
@@ -270,7 +270,7 @@ def test_verify_answers_without_prefect(tmp_path, cli_env):
     it still answers, and quickly."""
     from tasks.cluster import free_port
 
-    src = REPO / "samples" / "collection" / sorted(os.listdir(REPO / "samples" / "collection"))[0]
+    src = REPO / "cli" / "samples" / "collection" / sorted(os.listdir(REPO / "cli" / "samples" / "collection"))[0]
     env = cli_env | {"PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"}
     t0 = time.time()
     p = subprocess.run([COLORIZE, "verify", str(src)], env=env, capture_output=True, text=True, timeout=120)
