@@ -30,7 +30,7 @@ DEFAULT_MODEL = "models:/colorizer@champion"
 ITEMS_FAILED = 3  # exit status of a run that finished with failed items (2: usage error, 1: a service unreachable)
 
 
-NO_FLOW = (None, "stack", "train-settings", "image", "verify")  # verbs that answer without Prefect
+NO_FLOW = (None, "stack", "train-settings", "image", "verify", "review", "models")  # verbs that answer without Prefect
 
 
 @app.callback()
@@ -101,8 +101,12 @@ def use_storage_options(options: Optional[str]) -> None:
         os.environ["COLORIZE_STORAGE_OPTIONS"] = options
 
 
-def show_json(result) -> None:
-    typer.echo(json.dumps(result, indent=2, default=str))
+def show(result, as_json: bool, prose=None) -> None:
+    """A verb's result: JSON with --json, else `prose(result)` (default: one `key: value` line each)."""
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str))
+    else:
+        typer.echo(prose(result) if prose else "\n".join(f"{k}: {v}" for k, v in result.items()))
 
 
 def given(**kw) -> dict:
@@ -139,14 +143,45 @@ def colorize_config(decode, temperature, top_k, upsample, size, uncertainty=Fals
 def one_of(value: Optional[str], names: tuple[str, ...]) -> Optional[str]:
     """An option's value checked against its choices while the arguments are read: nothing loaded yet."""
     if value is not None and value not in names:
-        raise typer.BadParameter(f"{value!r} is not one of {', '.join(names)}")
+        usage_error(f"unknown {'decode' if names == DECODES else 'upsampling'} {value!r}; choose one of {', '.join(names)}")
     return value
 
 
-MODEL_OPTION = typer.Option(DEFAULT_MODEL, help="registry URI (models:/name@alias, models:/name/N) or a package folder")
-DECODE_OPTION = typer.Option(None, callback=lambda v: one_of(v, DECODES), help=f"{' | '.join(DECODES)}: how a pixel's 313 probabilities become a colour [default: the model package's own]")
+def usage_error(message: str) -> None:
+    """One line and exit status 2, as clear_errors ends a verb: for checks made while reading arguments."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _model_uri(value: str) -> str:
+    from tasks.checks import ArgumentError
+    from tasks.model_names import model_uri
+
+    try:
+        return model_uri(value)
+    except ArgumentError as e:
+        usage_error(str(e))
+
+
+MODEL_OPTION = typer.Option(
+    DEFAULT_MODEL,
+    callback=_model_uri,
+    help="model version: models:/colorizer@champion, models:/colorizer/3 (or colorizer/3, colorizer@champion) or a package folder",
+)
+JSON_OPTION = typer.Option(False, "--json", help="print the result as JSON instead of prose")
+STORAGE_OPTION = typer.Option(None, help="fsspec options as JSON, for s3:// and other remote URLs")
+DASK_OPTION = typer.Option(None, help="scheduler address of an existing Dask cluster", show_default="a local cluster")
+WORKERS_OPTION = typer.Option(2, help="worker processes of the local cluster when no address is given")
+DECODE_OPTION = typer.Option(
+    None,
+    callback=lambda v: one_of(v, DECODES),
+    help=f"{' | '.join(DECODES)}: how a pixel's 313 probabilities become a colour",
+    show_default="the model package's own",
+)
 T_OPTION = typer.Option(None, help="temperature T (annealed mean, top-k, confident)")
 K_OPTION = typer.Option(None, help="bins kept by top-k")
-UPSAMPLE_OPTION = typer.Option(None, callback=lambda v: one_of(v, UPSAMPLES), help="guided (the colour follows the original's edges) | bilinear [default: guided]")
-SIZE_OPTION = typer.Option(None, help="the network's working size [256]")
+UPSAMPLE_OPTION = typer.Option(
+    None, callback=lambda v: one_of(v, UPSAMPLES), help="guided (the colour follows the original's edges) | bilinear", show_default="guided"
+)
+SIZE_OPTION = typer.Option(None, help="the network's working size", show_default="256")
 CREDENTIALS_OPTION = typer.Option(True, help="sign Content Credentials (C2PA) into every output")

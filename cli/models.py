@@ -8,14 +8,20 @@ from typing import Optional
 import typer
 
 from cli.common import (
+    DASK_OPTION,
+    JSON_OPTION,
     MODEL_OPTION,
+    STORAGE_OPTION,
+    WORKERS_OPTION,
     app,
     clear_errors,
     given,
-    show_json,
+    show,
     tracking_reachable,
     use_storage_options,
 )
+
+MODEL_NAME_OPTION = typer.Option("colorizer", help="registered model name")
 
 
 @app.command()
@@ -23,13 +29,14 @@ from cli.common import (
 def preprocess(
     source: str = typer.Argument(..., help="images: local folder, s3://bucket/prefix, any fsspec URL"),
     shards: str = typer.Argument(..., help="where the Lab shards go (any fsspec URL)"),
-    size: Optional[int] = typer.Option(None, help="training size (short side, then centre crop) [PreprocessConfig: 256]"),
-    val_fraction: Optional[float] = typer.Option(None, help="share of images held out, by content hash [0.1]"),
-    rows_per_shard: int = typer.Option(64),
+    size: Optional[int] = typer.Option(None, help="training size (short side, then centre crop)", show_default="256"),
+    val_fraction: Optional[float] = typer.Option(None, help="share of images held out, by content hash", show_default="0.1"),
+    rows_per_shard: int = typer.Option(64, help="images per Parquet shard"),
     split_by_folder: bool = typer.Option(False, help="SOURCE/train and SOURCE/val decide the split"),
-    dask_address: Optional[str] = typer.Option(None, help="scheduler of an existing Dask cluster"),
-    workers: int = typer.Option(2, help="LocalCluster worker processes when no address is given"),
-    storage_options: Optional[str] = typer.Option(None, help="fsspec options as JSON"),
+    dask_address: Optional[str] = DASK_OPTION,
+    workers: int = WORKERS_OPTION,
+    storage_options: Optional[str] = STORAGE_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Decode, validate, resize and convert images to Lab shards in Parquet, on Dask."""
     from colorize_core.shards import PreprocessConfig
@@ -43,7 +50,7 @@ def preprocess(
     s = preprocess_flow(
         source, shards, cfg, rows_per_shard=rows_per_shard, split_by_folder=split_by_folder, dask_address=dask_address, n_workers=workers
     )
-    show_json({k: v for k, v in s.__dict__.items() if k != "shards"} | {"shards": len(s.shards)})
+    show({k: v for k, v in s.__dict__.items() if k != "shards"} | {"shards": len(s.shards)}, as_json)
 
 
 @app.command()
@@ -52,13 +59,14 @@ def bins(
     shards: str = typer.Argument(..., help="Lab shards written by `colorize preprocess`"),
     out: str = typer.Option(..., help="bin-set file to write (.npz), with .json, .gamut.png, .prior.png beside it"),
     method: str = typer.Option("grid", help="grid (in-gamut cells of the data) | kmeans | canonical (the 313 reference bins)"),
-    k: Optional[int] = typer.Option(None, help="K-Means clusters [BinConfig: 313]"),
-    grid_size: Optional[int] = typer.Option(None, help="[BinConfig: 10]"),
-    lam: Optional[float] = typer.Option(None, help="uniform mix of the rebalancing [RebalanceConfig: 0.5]"),
-    sigma: Optional[float] = typer.Option(None, help="Gaussian smoothing of the prior [RebalanceConfig: 5]"),
-    dask_address: Optional[str] = typer.Option(None),
-    workers: int = typer.Option(2),
-    storage_options: Optional[str] = typer.Option(None),
+    k: Optional[int] = typer.Option(None, help="K-Means clusters", show_default="313"),
+    grid_size: Optional[int] = typer.Option(None, help="grid: cell size in ab units", show_default="10"),
+    lam: Optional[float] = typer.Option(None, help="uniform mix of the rebalancing", show_default="0.5"),
+    sigma: Optional[float] = typer.Option(None, help="Gaussian smoothing of the prior", show_default="5"),
+    dask_address: Optional[str] = DASK_OPTION,
+    workers: int = WORKERS_OPTION,
+    storage_options: Optional[str] = STORAGE_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Estimate the ab bins, their prior and rebalancing weights from the training shards."""
     from colorize_core.bins import BinConfig
@@ -70,7 +78,7 @@ def bins(
     check_source(shards, "shards")
     check_url(out, "output")
     cfg = BinConfig(method=method, **given(k=k, grid_size=grid_size))
-    show_json(bins_flow(shards, out, cfg, RebalanceConfig(**given(lam=lam, sigma=sigma)), dask_address=dask_address, n_workers=workers))
+    show(bins_flow(shards, out, cfg, RebalanceConfig(**given(lam=lam, sigma=sigma)), dask_address=dask_address, n_workers=workers), as_json)
 
 
 @app.command(
@@ -79,18 +87,21 @@ def bins(
 )
 @clear_errors
 def train(
-    shards: str = typer.Argument(...),
+    shards: str = typer.Argument(..., help="Lab shards written by `colorize preprocess`"),
     bins: str = typer.Option(..., help="bin set from `colorize bins`"),
     arch: str = typer.Option("small", help="eccv16 | medium | small | tiny"),
     config: Optional[str] = typer.Option(None, help="JSON file of TrainConfig fields (nested sections as objects)"),
     set_: list[str] = typer.Option([], "--set", help="KEY=VALUE on TrainConfig, e.g. steps=8000, augment.crop=176, gan.weight=0.01"),
     epochs: Optional[float] = typer.Option(None, help="instead of steps: passes over the training rows"),
-    model_name: str = typer.Option("colorizer", help="registered model name"),
-    checkpoint_dir: Optional[str] = typer.Option(None),
+    model_name: str = MODEL_NAME_OPTION,
+    checkpoint_dir: Optional[str] = typer.Option(None, help="where checkpoints go", show_default="<state>/checkpoints/<run>"),
     resume: Optional[str] = typer.Option(None, help="checkpoint to continue from, exactly"),
-    init_model: Optional[str] = typer.Option(None, help="fine-tune this model (URI or package folder) instead of starting from scratch"),
+    init_model: Optional[str] = typer.Option(
+        None, help="fine-tune this model version (as --model elsewhere) instead of starting from scratch"
+    ),
     nproc: int = typer.Option(1, help="data-parallel processes (torchrun)"),
-    storage_options: Optional[str] = typer.Option(None),
+    storage_options: Optional[str] = STORAGE_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Train a colorizer, track it in MLflow and register it."""
     from colorize_core.models import ModelConfig
@@ -104,7 +115,7 @@ def train(
     tracking_reachable()
     cfg = train_config(config, set_, epochs, shards, nproc)
     model = ModelConfig(arch=arch, hint_input=cfg.hints.enabled)
-    show_json(
+    show(
         train_flow(
             shards,
             bins,
@@ -115,7 +126,8 @@ def train(
             resume=resume,
             init_model=init_model,
             nproc=nproc,
-        )
+        ),
+        as_json,
     )
 
 
@@ -132,7 +144,7 @@ def train_settings() -> None:
 @clear_errors
 def import_weights(
     checkpoint: str = typer.Argument(..., help="a released state dict (.pth) of the ECCV16 or the SIGGRAPH17 layout"),
-    name: str = typer.Option("colorizer", help="registered model name"),
+    name: str = MODEL_NAME_OPTION,
     alias: Optional[str] = typer.Option(None, help="alias to point at the new version (e.g. champion)"),
 ) -> None:
     """Register a reference checkpoint (ECCV16, or SIGGRAPH17 with hint input), with the canonical 313
@@ -153,7 +165,8 @@ def evaluate(
     limit: Optional[int] = typer.Option(None, help="at most this many validation images"),
     degraded: bool = typer.Option(False, help="also score a degraded copy of the validation images (archival-scan L)"),
     fit_decoder: bool = typer.Option(False, help="fit the confident decode on these images and register the model with it"),
-    storage_options: Optional[str] = typer.Option(None),
+    storage_options: Optional[str] = STORAGE_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """AuC (plain, rebalanced), PSNR, colourfulness of a model under each decode, beside the gray and
     prior-mean baselines; with --fit-decoder, the fitted decode becomes the model's default."""
@@ -164,6 +177,8 @@ def evaluate(
     check_source(shards, "shards")
     tracking_reachable()
     out = evaluate_flow(model, shards, limit, degraded=degraded, fit_decoder=fit_decoder)
+    if as_json:
+        return show(out, True)
     typer.echo(evaluation_table(out["results"]))
     if out.get("fitted"):
         typer.echo(f"fitted decode {json.dumps(out['fitted']['decode'])}: registered as {out['fitted']['model']}")
@@ -183,41 +198,73 @@ def evaluation_table(results: dict[str, dict]) -> str:
 @app.command()
 @clear_errors
 def promote(
-    model: str = typer.Option("colorizer", help="registered model name"),
-    candidate: str = typer.Option(..., help="candidate version"),
-    shards: Optional[str] = typer.Option(None, help="validation shards (default: the candidate's training shards)"),
-    alias: str = typer.Option("champion"),
-    auc_tolerance: Optional[float] = typer.Option(None, help="plain AuC may fall by this much [PromotionPolicy: 0.01]"),
-    psnr_tolerance: Optional[float] = typer.Option(None, help="dB [PromotionPolicy: 0.5]"),
-    colourfulness_tolerance: Optional[float] = typer.Option(None, help="|delta colourfulness| may grow by this much [PromotionPolicy: 2]"),
+    candidate: str = typer.Argument(..., help="the version to promote: models:/colorizer/3 (or colorizer/3)"),
+    shards: Optional[str] = typer.Option(None, help="validation shards", show_default="the candidate's training shards"),
+    alias: str = typer.Option("champion", help="the alias to move"),
+    auc_tolerance: Optional[float] = typer.Option(None, help="plain AuC may fall by this much", show_default="0.01"),
+    psnr_tolerance: Optional[float] = typer.Option(None, help="PSNR may fall by this many dB", show_default="0.5"),
+    colourfulness_tolerance: Optional[float] = typer.Option(None, help="|delta colourfulness| may grow by this much", show_default="2"),
+    as_json: bool = JSON_OPTION,
 ) -> None:
-    """Move the champion alias to the candidate only when it is at least as good (exit 1 when refused)."""
+    """Move the alias (champion) to the candidate only when it is at least as good (exit 1 when refused)."""
+    from tasks.model_names import registered_version
+
+    name, version = registered_version(candidate, "candidate")
+    tracking_reachable()
     from flows.evaluate import promote_flow
     from tasks.evaluate import PromotionPolicy
 
-    tracking_reachable()
     policy = PromotionPolicy(
         **given(auc_tolerance=auc_tolerance, psnr_tolerance=psnr_tolerance, colourfulness_tolerance=colourfulness_tolerance)
     )
-    d = promote_flow(model, candidate, shards=shards, alias=alias, policy=policy)
-    typer.echo(f"{model} v{candidate}: {'promoted to ' + alias if d['promoted'] else 'refused'} ({d['reason']})")
+    d = promote_flow(name, version, shards=shards, alias=alias, policy=policy)
+    show(d, as_json, lambda d: f"models:/{name}/{version}: {'promoted to ' + alias if d['promoted'] else 'refused'} ({d['reason']})")
     raise typer.Exit(0 if d["promoted"] else 1)
+
+
+@app.command("models")
+@clear_errors
+def models_cmd(
+    name: Optional[str] = typer.Argument(None, help="one registered model", show_default="every one"),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The registered model versions: URI, aliases, figures (rebalanced AuC, PSNR), when, from what."""
+    tracking_reachable()
+    from tasks.model_list import list_versions
+
+    rows = list_versions(name)
+    show(rows, as_json, _versions_table)
+
+
+def _versions_table(rows: list[dict]) -> str:
+    if not rows:
+        return "no model is registered yet (the first `colorize run` registers the bundled one)"
+    lines = [f"{'model':22s} {'aliases':14s} {'AuC rb':>7s} {'PSNR':>6s} {'created':20s} source"]
+    for r in rows:
+        m = r["metrics"]
+        auc, psnr = m.get("auc_rebalanced"), m.get("psnr")
+        lines.append(
+            f"{r['uri']:22s} {','.join(r['aliases']) or '-':14s} {f'{auc:.4f}' if auc is not None else '-':>7s} "
+            f"{f'{psnr:.2f}' if psnr is not None else '-':>6s} {r['created']:20s} {r['source']}"
+        )
+    return "\n".join(lines)
 
 
 @app.command()
 @clear_errors
 def pipeline(
     source: str = typer.Argument(..., help="training photos (fsspec URL)"),
-    workdir: Optional[str] = typer.Option(None, help="where shards and bins go (default: <state>/pipeline)"),
-    method: str = typer.Option("grid"),
-    arch: str = typer.Option("small"),
+    workdir: Optional[str] = typer.Option(None, help="where shards and bins go", show_default="<state>/pipeline"),
+    method: str = typer.Option("grid", help="bins: grid | kmeans | canonical"),
+    arch: str = typer.Option("small", help="eccv16 | medium | small | tiny"),
     config: Optional[str] = typer.Option(None, help="JSON file of TrainConfig fields"),
     set_: list[str] = typer.Option([], "--set", help="KEY=VALUE on TrainConfig (see `colorize train-settings`)"),
-    split_by_folder: bool = typer.Option(False),
-    model_name: str = typer.Option("colorizer"),
-    init_model: Optional[str] = typer.Option(None, help="fine-tune this model (URI or package folder; needs --method canonical)"),
-    dask_address: Optional[str] = typer.Option(None),
-    storage_options: Optional[str] = typer.Option(None),
+    split_by_folder: bool = typer.Option(False, help="SOURCE/train and SOURCE/val decide the split"),
+    model_name: str = MODEL_NAME_OPTION,
+    init_model: Optional[str] = typer.Option(None, help="fine-tune this model version (needs --method canonical)"),
+    dask_address: Optional[str] = DASK_OPTION,
+    storage_options: Optional[str] = STORAGE_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """preprocess -> bins -> train -> evaluate -> promote, skipping steps whose outputs are current."""
     from colorize_core.models import ModelConfig
@@ -229,7 +276,7 @@ def pipeline(
     check_source(source)
     tracking_reachable()
     cfg = train_config(config, set_, None, "", 1)
-    show_json(
+    show(
         pipeline_flow(
             source,
             workdir=workdir,
@@ -240,5 +287,6 @@ def pipeline(
             model_name=model_name,
             init_model=init_model,
             dask_address=dask_address,
-        )  # fmt: skip
-    )
+        ),
+        as_json,
+    )  # fmt: skip

@@ -11,18 +11,23 @@ import typer
 
 from cli.common import (
     CREDENTIALS_OPTION,
+    DASK_OPTION,
     DECODE_OPTION,
     DEFAULT_MODEL,
     ITEMS_FAILED,
+    JSON_OPTION,
     K_OPTION,
     MODEL_OPTION,
     SIZE_OPTION,
+    STORAGE_OPTION,
     T_OPTION,
     UPSAMPLE_OPTION,
+    WORKERS_OPTION,
     app,
     clear_errors,
     colorize_config,
     given,
+    show,
     tracking_reachable,
     use_storage_options,
 )
@@ -43,28 +48,33 @@ def restore(
     upsample: Optional[str] = UPSAMPLE_OPTION,
     size: Optional[int] = SIZE_OPTION,
     uncertainty: bool = typer.Option(False, help="also write an uncertainty map (.uncertainty.png) per image"),
-    batch_size: Optional[int] = typer.Option(None, help="images per forward pass [the restore flow's: 4]"),
-    dask_address: Optional[str] = typer.Option(None),
-    workers: int = typer.Option(2),
+    batch_size: Optional[int] = typer.Option(None, help="images per forward pass", show_default="4"),
+    dask_address: Optional[str] = DASK_OPTION,
+    workers: int = WORKERS_OPTION,
     review: bool = typer.Option(True, help="thumbnails, previews and the run's review page under DEST/_reports/<run>/"),
     only_rejected: bool = typer.Option(False, help="only the items curators rejected (decisions imported with `colorize review import`)"),
     compare_with: Optional[str] = typer.Option(
-        None, help="when done, compare with this version's outputs in DEST (colorizer-v3, or 'previous')"
+        None, help="when done, compare with this version's outputs in DEST: a model version (colorizer/3) or 'previous'"
     ),
     credentials: bool = CREDENTIALS_OPTION,
     hints: Optional[str] = typer.Option(
         None,
         help="curators' colour hints (JSON): a path, any fsspec URL, or 'imported' (the last `review import` into DEST); hinted outputs go beside the automatic ones",
     ),
-    storage_options: Optional[str] = typer.Option(None),
+    storage_options: Optional[str] = STORAGE_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Colorize a whole collection; exit status 0 when every item is done, 3 when some failed (they are
     listed, and recorded in the manifest), 2 for a usage error, 1 when a service is unreachable."""
     use_storage_options(storage_options)
+    if compare_with not in (None, "previous"):
+        from tasks.model_names import output_folder
+
+        compare_with = output_folder(compare_with, "--compare-with")
     s = _restore(source, dest, model, (decode, temperature, top_k, upsample, size, uncertainty), batch_size,
                  dask_address, workers, review, only_rejected=only_rejected, compare_with=compare_with, credentials=credentials,
                  hints=_hints(hints, dest))  # fmt: skip
-    _report(s)
+    _report(s, as_json)
     raise typer.Exit(ITEMS_FAILED if s.failed else 0)
 
 
@@ -156,7 +166,12 @@ class _PrefectApiInBackground:
             raise self.error
 
 
-def _report(s) -> None:
+def _report(s, as_json: bool = False) -> None:
+    """The run's summary: what was done, where the results are, and each failed item with its reason."""
+    if as_json:
+        import dataclasses
+
+        return show(dataclasses.asdict(s), True)
     typer.echo(f"{s.done} colorized, {s.skipped} already done, {s.failed} failed, with {s.model}")
     typer.echo(f"results:       {s.outputs}")
     typer.echo(f"manifest:      {s.manifest}")
@@ -184,6 +199,7 @@ def image(
     upsample: Optional[str] = UPSAMPLE_OPTION,
     size: Optional[int] = SIZE_OPTION,
     credentials: bool = CREDENTIALS_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Colorize one file with the same model, decode and path as `restore`, without a cluster or a flow."""
     from tasks.checks import check_source, check_url
@@ -199,14 +215,16 @@ def image(
     ref = resolve_model(model)
     signing = signing_identity(state_dir()) if credentials else None
     colorize_one(src, out, ref, colorize_config(decode, temperature, top_k, upsample, size, model_dir=ref.directory), signing)
-    typer.echo(f"{out} (model {ref.name} v{ref.version})")
+    result = {"output": out, "model": f"models:/{ref.name}/{ref.version}", "sha256": ref.sha256}
+    show(result, as_json, lambda r: f"{out} (model {r['model']})")
 
 
 @app.command()
 @clear_errors
 def run(
-    source: str = typer.Option(SAMPLES, help="collection to restore (default: the sample collection)"),
-    dest: Optional[str] = typer.Option(None, help="default: <state folder>/restored"),
+    source: str = typer.Option(SAMPLES, help="collection to restore", show_default="the sample collection"),
+    dest: Optional[str] = typer.Option(None, help="where the results go", show_default="<state>/restored"),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """The main job on embedded defaults: restore a collection with the champion model (the bundled
     default model when the registry has none), local folders as object storage, MLflow on SQLite,
@@ -214,5 +232,5 @@ def run(
     from tasks.state import state_dir
 
     s = _restore(source, dest or str(state_dir() / "restored"), DEFAULT_MODEL, (None, None, None, None, None, False))
-    _report(s)
+    _report(s, as_json)
     raise typer.Exit(ITEMS_FAILED if s.failed else 0)

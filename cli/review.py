@@ -7,8 +7,11 @@ from typing import Optional
 import typer
 
 from cli.common import (
+    JSON_OPTION,
+    STORAGE_OPTION,
     app,
     clear_errors,
+    show,
     use_storage_options,
 )
 
@@ -18,27 +21,34 @@ from cli.common import (
 def compare(
     dest: str = typer.Argument(..., help="a restoration destination holding outputs of both versions"),
     models: list[str] = typer.Option(
-        ..., "--models", help="the two versions, as their folders under DEST: --models colorizer-v3 --models colorizer-v4"
+        ...,
+        "--models",
+        help="the two versions, each a model version (colorizer/3) or its folder under DEST: --models colorizer/3 --models colorizer/4",
     ),
-    storage_options: Optional[str] = typer.Option(None),
+    storage_options: Optional[str] = STORAGE_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """A page of the items both versions colorized, side by side, most changed first."""
-    from flows.review import compare_flow
     from tasks.checks import check_source
+    from tasks.model_names import output_folder
     from tasks.review import rows_of_versions
 
     use_storage_options(storage_options)
     check_source(dest, "destination")
-    rows_of_versions(dest, models)  # an unknown version is a one-line error before any flow starts
-    out = compare_flow(dest, models)
-    typer.echo(f"{out['items']} items compared: {out['page']}")
+    folders = [output_folder(m, "--models") for m in models]
+    rows_of_versions(dest, folders)  # an unknown version is a one-line error before any flow starts
+    from flows.review import compare_flow
+
+    out = compare_flow(dest, folders)
+    show(out, as_json, lambda o: f"{o['items']} items compared: {o['page']}")
 
 
 @app.command()
 @clear_errors
 def verify(
     target: str = typer.Argument(..., help="one output file, or a restoration destination (every output under it)"),
-    storage_options: Optional[str] = typer.Option(None),
+    storage_options: Optional[str] = STORAGE_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Read the Content Credentials of outputs: valid / untrusted / invalid / missing per item, with the
     model and version each names; only signers of the archive's trust anchors are valid
@@ -49,6 +59,16 @@ def verify(
     use_storage_options(storage_options)
     check_source(target, "target")
     out = verify_outputs(target)  # no flow: the answer comes without a Prefect API to start
+    if as_json:
+        import dataclasses
+
+        show(out | {"verdicts": [dataclasses.asdict(v) for v in out["verdicts"]]}, True)
+    else:
+        _verdicts_table(out)
+    raise typer.Exit(0 if out["counts"]["valid"] == len(out["verdicts"]) else 1)
+
+
+def _verdicts_table(out: dict) -> None:
     width = max([len(v.path) for v in out["verdicts"]] + [4])
     typer.echo(f"{'item':{width}s}  {'status':8s} model")
     for v in out["verdicts"]:
@@ -56,7 +76,6 @@ def verify(
             f"{v.path:{width}s}  {v.status:8s} {v.model or '-'} {('v' + v.model_version) if v.model_version else ''} {v.detail}".rstrip()
         )
     typer.echo(", ".join(f"{n} {s}" for s, n in out["counts"].items()) + (f"; recorded in {out['recorded']}" if out["recorded"] else ""))
-    raise typer.Exit(0 if out["counts"]["valid"] == len(out["verdicts"]) else 1)
 
 
 review_app = typer.Typer(help="Curators' decisions from review pages.")
@@ -68,7 +87,7 @@ app.add_typer(review_app, name="review")
 def review_serve(
     dest: str = typer.Argument(..., help="a restoration destination (its review pages are served)"),
     port: int = typer.Option(8765, help="port on 127.0.0.1 (0: any free one)"),
-    storage_options: Optional[str] = typer.Option(None),
+    storage_options: Optional[str] = STORAGE_OPTION,
 ) -> None:
     """Serve DEST's review pages on 127.0.0.1 with their colour tool: hints placed on an item redraw its
     preview by the run's own model and settings. Ctrl-C stops it."""
@@ -98,18 +117,17 @@ def review_serve(
 def review_import(
     decisions: str = typer.Argument(..., help="decisions (JSON or CSV) or hints (JSON) exported from a review page"),
     dest: str = typer.Argument(..., help="the destination they are about"),
-    storage_options: Optional[str] = typer.Option(None),
+    storage_options: Optional[str] = STORAGE_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Record curators' decisions as Parquet under DEST/_decisions/ (`restore --only-rejected` reads them),
     or their colour hints under DEST/_hints/ (`restore --hints imported` reads the latest)."""
-    from flows.review import import_decisions_flow
     from tasks.checks import check_source
+    from tasks.decisions import import_review_export
 
     use_storage_options(storage_options)
     check_source(decisions, "decisions file")
     check_source(dest, "destination")
-    out = import_decisions_flow(decisions, dest)
-    if "hints" in out:
-        typer.echo(f"hints for {out['hints']} items recorded: {out['recorded']} (colorize restore SOURCE DEST --hints imported)")
-    else:
-        typer.echo(f"{out['decisions']} decisions recorded: {out['recorded']}")
+    out = import_review_export(decisions, dest)  # no flow: no Prefect API to start
+    show(out, as_json, lambda o: f"hints for {o['hints']} items recorded: {o['recorded']} (colorize restore SOURCE DEST --hints imported)"
+         if "hints" in o else f"{o['decisions']} decisions recorded: {o['recorded']}")  # fmt: skip

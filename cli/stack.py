@@ -19,10 +19,10 @@ def stack_up_cmd(
     production: bool = typer.Option(
         False, help="the production stack: PostgreSQL, S3 artifacts, authentication on every service, Dask over TLS"
     ),
-    prefect_port: int = typer.Option(4200),
-    mlflow_port: int = typer.Option(5000),
-    s3_port: int = typer.Option(8333),
-    dask_port: int = typer.Option(8786),
+    prefect_port: int = typer.Option(4200, help="Prefect server's port"),
+    mlflow_port: int = typer.Option(5000, help="MLflow server's port"),
+    s3_port: int = typer.Option(8333, help="SeaweedFS S3 port"),
+    dask_port: int = typer.Option(8786, help="Dask scheduler's port"),
     postgres_port: int = typer.Option(5432, help="--production only"),
     restore_from: Optional[str] = typer.Option(None, help="--production only: a folder of `colorize stack backup` to start from"),
 ) -> None:
@@ -47,7 +47,7 @@ def stack_up_cmd(
 @stack_app.command("backup")
 def stack_backup_cmd(
     folder: str = typer.Argument(..., help="where the database dumps go"),
-    postgres_port: int = typer.Option(5432),
+    postgres_port: int = typer.Option(5432, help="PostgreSQL's port"),
 ) -> None:
     """Dump the production stack's databases (Prefect deployments and runs; MLflow runs, registry,
     aliases, users); bring them back with `stack up --production --restore-from FOLDER`."""
@@ -73,6 +73,7 @@ def stack_down_cmd(production: bool = typer.Option(False, help="the production s
 
 @stack_app.command("status")
 def stack_status_cmd(production: bool = typer.Option(False, help="the production stack")) -> None:
+    """Whether each service of the stack is running."""
     from stacks.local import stack_status
     from tasks.state import state_dir
 

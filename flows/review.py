@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from prefect import flow
 
-from tasks.decisions import import_decisions, import_hints, is_hints
+from tasks.decisions import import_review_export
 from tasks.review import rows_of_versions, write_compare_page
-from tasks.storage import read_bytes
 
 
 @flow(name="compare", log_prints=True)
@@ -19,9 +18,6 @@ def compare_flow(dest: str, models: list[str]) -> dict:
 
 @flow(name="review-import", log_prints=True)
 def import_decisions_flow(decisions: str, dest: str) -> dict:
-    """Decisions (JSON or CSV), or a hints document: both are what a review page exports."""
-    if is_hints(read_bytes(decisions)):
-        url, n = import_hints(decisions, dest)
-        return {"hints": n, "recorded": url}
-    url, n = import_decisions(decisions, dest)
-    return {"decisions": n, "recorded": url}
+    """Decisions (JSON or CSV), or a hints document: both are what a review page exports. For
+    deployments; `colorize review import` calls import_review_export itself, without a flow."""
+    return import_review_export(decisions, dest)

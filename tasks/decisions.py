@@ -10,13 +10,11 @@ import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from prefect import task
-from prefect.cache_policies import NONE
 
 from colorize_core.hints import hints_document, parse_hints
 from tasks.checks import ArgumentError
 from tasks.layout import DestLayout
-from tasks.storage import atomic_write, filesystem, join, read_bytes
+from tasks.storage import atomic_write, filesystem, join, read_bytes, retrying
 
 DECISIONS = ("approved", "rejected")
 SCHEMA = pa.schema(
@@ -56,13 +54,24 @@ def is_hints(data: bytes) -> bool:
     return isinstance(doc, dict) and "images" in doc and "version" in doc
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NONE)
-def import_hints(hints_url: str, dest: str) -> tuple[str, int]:
+def import_review_export(export_url: str, dest: str) -> dict:
+    """What a review page exports, recorded under DEST: decisions (JSON or CSV) as Parquet under
+    DEST/_decisions/, a hints document under DEST/_hints/. A plain function, so `colorize review import`
+    answers without a Prefect API (the review-import flow wraps it for deployments)."""
+    data = retrying(lambda: read_bytes(export_url), export_url)
+    if is_hints(data):
+        url, n = import_hints(data, export_url, dest)
+        return {"hints": n, "recorded": url}
+    url, n = import_decisions(data, export_url, dest)
+    return {"decisions": n, "recorded": url}
+
+
+def import_hints(data: bytes, name: str, dest: str) -> tuple[str, int]:
     """Checks a hints document whole, then keeps it under DEST/_hints/ (`restore --hints imported`
     reads the latest); returns where, and how many images it gives hints for."""
-    hints = parse_hints(read_bytes(hints_url), hints_url)
+    hints = parse_hints(data, name)
     url = join(DestLayout(dest, "").hints, f"{time.strftime('%Y%m%dT%H%M%S')}-{len(hints)}.json")
-    atomic_write(url, json.dumps(hints_document(hints), indent=1).encode(), replace=False)
+    retrying(lambda: atomic_write(url, json.dumps(hints_document(hints), indent=1).encode(), replace=False), url)
     return url, len(hints)
 
 
@@ -79,13 +88,12 @@ def _cell(value) -> str:
     return text[1:] if text[:1] == "'" and text[1:2] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NONE)
-def import_decisions(decisions_url: str, dest: str) -> tuple[str, int]:
-    rows = parse_decisions(read_bytes(decisions_url), decisions_url)
+def import_decisions(data: bytes, name: str, dest: str) -> tuple[str, int]:
+    rows = parse_decisions(data, name)
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), buf)
     url = join(DestLayout(dest, "").decisions, f"{time.strftime('%Y%m%dT%H%M%S')}-{len(rows)}.parquet")
-    atomic_write(url, buf.getvalue())
+    retrying(lambda: atomic_write(url, buf.getvalue()), url)
     return url, len(rows)
 
 

@@ -18,11 +18,10 @@ from colorize_core.degrade import DegradeConfig
 from colorize_core.evaluation import Sample, evaluate, predicted, samples, standard_configs
 from colorize_core.package import load_package
 from tasks import logger
+from tasks.model_list import PRIMARY  # the model package's own decode: what restore uses
 from tasks.preprocess import committed_shards
 from tasks.registry import ModelRef, register_package
 from tasks.storage import open_url
-
-PRIMARY = "model/default"  # the model package's own decode: what restore uses
 
 
 @dataclass(frozen=True)

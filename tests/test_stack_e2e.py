@@ -63,7 +63,7 @@ def training_photos_and_pipeline(env: dict) -> tuple[s3fs.S3FileSystem, dict, li
         fs.pipe(f"archive/training-photos/{split}/{name}", data)
     pipe = [str(BIN / "colorize"), "pipeline", "s3://archive/training-photos", "--workdir", "s3://archive/pipeline", "--method", "canonical",
             "--arch", "small", "--set", "steps=3", "--set", "batch_size=4", "--set", "augment.crop=96", "--set", "val_every=3", "--split-by-folder",
-            "--init-model", str(REPO / "colorize_core" / "default_model")]  # fmt: skip
+            "--init-model", str(REPO / "colorize_core" / "default_model"), "--json"]  # fmt: skip
     return fs, photos, pipe
 
 
