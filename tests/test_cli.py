@@ -10,27 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
-import typer
 
+from cli.reference import commands
 from tasks.checks import ArgumentError
 from tasks.model_names import model_uri, output_folder
 
 REPO = Path(__file__).resolve().parents[1]
 COLORIZE = str(Path(sys.executable).parent / "colorize")
 SAMPLE = REPO / "cli" / "samples" / "collection" / "camera.png"
-
-
-def commands():
-    from cli import app
-
-    def walk(cmd, path):
-        if hasattr(cmd, "commands"):
-            for name, sub in cmd.commands.items():
-                yield from walk(sub, [*path, name])
-        else:
-            yield " ".join(path), cmd
-
-    return dict(walk(typer.main.get_command(app), []))
 
 
 @pytest.fixture()
