@@ -11,11 +11,11 @@ the traceback instead.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -26,6 +26,7 @@ from tasks.state import apply_embedded_defaults, prefect_database_missing, state
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 _debug = False
+_runs_flows = False
 DEFAULT_MODEL = "models:/colorizer@champion"
 ITEMS_FAILED = 3  # exit status of a run that finished with failed items (2: usage error, 1: a service unreachable)
 
@@ -36,16 +37,23 @@ NO_FLOW = (None, "stack", "train-settings", "image", "verify", "review", "models
 @app.callback()
 def main(ctx: typer.Context, debug: bool = typer.Option(False, "--debug", help="show a traceback instead of a one-line error")) -> None:
     """Colorize archival black-and-white photographs at scale."""
-    global _debug
+    global _debug, _runs_flows
     _debug = debug
-    home = apply_embedded_defaults()
+    apply_embedded_defaults()
     if not debug:
         third_parties_to_log(state_dir() / "logs" / "colorize.log")
-    runs_flows = ctx.invoked_subcommand not in NO_FLOW
-    if runs_flows and not os.environ.get("PREFECT_API_URL"):  # the temporary API: nobody to read flow heartbeats
-        ctx.with_resource(without_flow_heartbeats())
-    if runs_flows and prefect_database_missing(home) and sys.argv[-1] not in ("--help", "-h"):
+    _runs_flows = ctx.invoked_subcommand not in NO_FLOW
+
+
+def _flow_settings() -> contextlib.AbstractContextManager:
+    """For a verb that runs flows, once its arguments are read (Prefect is not imported before): the
+    temporary API has nobody to read flow heartbeats, so they are off; its first start says why it waits."""
+    if not _runs_flows or os.environ.get("PREFECT_API_URL"):
+        return contextlib.nullcontext()
+    home = apply_embedded_defaults()
+    if prefect_database_missing(home):
         typer.echo(f"Prefect: no server configured; preparing the temporary local API's database in {home} (first run only)", err=True)
+    return without_flow_heartbeats()
 
 
 THIRD_PARTY_LOGGERS = ("mlflow", "alembic", "py.warnings", "distributed", "numba")
@@ -77,7 +85,8 @@ def clear_errors(fn):
         from tasks.checks import ArgumentError, ModelMismatch, ServiceUnavailable
 
         try:
-            return fn(*args, **kwargs)
+            with _flow_settings():
+                return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
         except (ArgumentError, LookupError, ModelMismatch, ServiceUnavailable, ImageReadError, ValueError, FileNotFoundError) as e:
