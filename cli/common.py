@@ -129,26 +129,6 @@ def tracking_reachable() -> None:
     check_tracking_server(os.environ.get("MLFLOW_TRACKING_URI", ""))
 
 
-def colorize_config(decode, temperature, top_k, upsample, size, uncertainty=False, model_dir: str | None = None):
-    """The ColorizeConfig of the options given: decode None keeps the model package's own decode
-    (fitted on validation data); a temperature or k alone adjusts the package's decode."""
-    import dataclasses
-
-    from colorize_core.colorize import ColorizeConfig
-    from colorize_core.decoding import DecodeConfig
-    from colorize_core.package import read_decode
-    from colorize_core.upsample import UpsampleConfig
-
-    tweaks = given(temperature=temperature, top_k=top_k)
-    if decode is not None:
-        dec = DecodeConfig(method=decode, **tweaks)
-    elif tweaks and model_dir:
-        dec = dataclasses.replace(read_decode(model_dir), **tweaks)
-    else:
-        dec = None
-    return ColorizeConfig(decode=dec, upsample=UpsampleConfig(**given(method=upsample)), uncertainty=uncertainty, **given(size=size))
-
-
 def one_of(value: Optional[str], names: tuple[str, ...]) -> Optional[str]:
     """An option's value checked against its choices while the arguments are read: nothing loaded yet."""
     if value is not None and value not in names:

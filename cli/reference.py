@@ -9,7 +9,7 @@ import typer
 
 
 def commands() -> dict[str, object]:
-    """"verb" or "group verb" -> its click command, in the order `colorize --help` lists them."""
+    """ "verb" or "group verb" -> its click command, in the order `colorize --help` lists them."""
     from cli import app
 
     def walk(cmd, path: list[str]) -> Iterator[tuple[str, object]]:

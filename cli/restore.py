@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 from typing import Optional
 
@@ -25,7 +24,6 @@ from cli.common import (
     WORKERS_OPTION,
     app,
     clear_errors,
-    colorize_config,
     given,
     show,
     tracking_reachable,
@@ -71,7 +69,8 @@ def restore(
         from tasks.model_names import output_folder
 
         compare_with = output_folder(compare_with, "--compare-with")
-    s = _restore(source, dest, model, (decode, temperature, top_k, upsample, size, uncertainty), batch_size,
+    options = given(decode=decode, temperature=temperature, top_k=top_k, upsample=upsample, size=size) | {"uncertainty": uncertainty}
+    s = _restore(source, dest, model, options, batch_size,
                  dask_address, workers, review, only_rejected=only_rejected, compare_with=compare_with, credentials=credentials,
                  hints=_hints(hints, dest))  # fmt: skip
     _report(s, as_json)
@@ -96,44 +95,19 @@ def _hints(url: Optional[str], dest: str):
     return load_hints(url)
 
 
-def _restore(source, dest, model, cfg_args, batch_size=None, dask_address=None, workers=2, review=True, **flow_options):
-    """Checks and resolves once (`plan_restore`); then the local cluster starts (and loads the model on
-    its workers) while the flow's Prefect API starts, instead of one after the other. Wrong arguments
-    are found before anything starts."""
+def _restore(source, dest, model, options: dict, batch_size=None, dask_address=None, workers=2, review=True, **flow_options):
+    """Wrong arguments are found before anything starts; then the temporary Prefect API starts on a
+    thread while the flow module loads and the model is resolved (flows.restore.restore_collection)."""
     from tasks.checks import check_dest, check_source
 
     check_source(source)
     check_dest(source, dest)
     tracking_reachable()
     api = _PrefectApiInBackground()
-    from flows.restore import restore_flow
-    from tasks.cluster import ClusterInBackground
-    from tasks.registry import resolve_model
-    from tasks.restore_runs import RestorePlan
-    from tasks.restore_worker import warm_worker
-    from tasks.storage import any_file
+    from flows.restore import restore_collection
 
-    ref = resolve_model(model)
-    plan = RestorePlan.of(source, dest, ref, colorize_config(*cfg_args, model_dir=ref.directory))
-    own_cluster = not (dask_address or os.environ.get("COLORIZE_DASK_ADDRESS")) and any_file(source)
-    background = ClusterInBackground(workers, functools.partial(warm_worker, ref, plan.cfg.size)) if own_cluster else None
-    try:
-        address = dask_address or (background.address if background else None)
-        api.join()
-        return restore_flow(
-            source,
-            dest,
-            model=plan.ref,
-            colorize=plan.cfg,
-            dask_address=address,
-            n_workers=workers,
-            review=review,
-            **given(batch_size=batch_size),
-            **flow_options,
-        )
-    finally:
-        if background:
-            background.close()
+    return restore_collection(source, dest, model, options, dask_address, workers, api.join, review=review,
+                              **given(batch_size=batch_size), **flow_options)  # fmt: skip
 
 
 class _PrefectApiInBackground:
@@ -207,14 +181,10 @@ def image(
     check_source(src, "input")
     check_url(out, "output")
     tracking_reachable()
-    from tasks.credentials import signing_identity
-    from tasks.registry import resolve_model
     from tasks.restore_worker import colorize_one
-    from tasks.state import state_dir
 
-    ref = resolve_model(model)
-    signing = signing_identity(state_dir()) if credentials else None
-    colorize_one(src, out, ref, colorize_config(decode, temperature, top_k, upsample, size, model_dir=ref.directory), signing)
+    options = given(decode=decode, temperature=temperature, top_k=top_k, upsample=upsample, size=size)
+    ref = colorize_one(src, out, model, options, credentials)
     result = {"output": out, "model": f"models:/{ref.name}/{ref.version}", "sha256": ref.sha256}
     show(result, as_json, lambda r: f"{out} (model {r['model']})")
 
@@ -231,6 +201,6 @@ def run(
     Prefect without a server."""
     from tasks.state import state_dir
 
-    s = _restore(source, dest or str(state_dir() / "restored"), DEFAULT_MODEL, (None, None, None, None, None, False))
+    s = _restore(source, dest or str(state_dir() / "restored"), DEFAULT_MODEL, {})
     _report(s, as_json)
     raise typer.Exit(ITEMS_FAILED if s.failed else 0)

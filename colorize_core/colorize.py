@@ -42,6 +42,19 @@ class ColorizeConfig:
         return self if self.decode is not None else dataclasses.replace(self, decode=package_decode)
 
     @classmethod
+    def from_options(cls, package_decode: DecodeConfig, decode=None, temperature=None, top_k=None, upsample=None, size=None,
+                     uncertainty=False) -> "ColorizeConfig":  # fmt: skip
+        """The configuration of a user's options (None: not given): no decode keeps the package's own
+        (fitted on validation data), and a temperature or k alone adjusts it."""
+        tweaks = {k: v for k, v in (("temperature", temperature), ("top_k", top_k)) if v is not None}
+        if decode is not None:
+            dec = DecodeConfig(method=decode, **tweaks)
+        else:
+            dec = dataclasses.replace(package_decode, **tweaks) if tweaks else None
+        return cls(decode=dec, upsample=UpsampleConfig(upsample) if upsample else UpsampleConfig(), uncertainty=uncertainty,
+                   **({"size": size} if size else {}))  # fmt: skip
+
+    @classmethod
     def from_settings(cls, s: dict) -> "ColorizeConfig":
         """The configuration a manifest's settings record (the inverse of `settings`)."""
         fields = {f.name for f in dataclasses.fields(DecodeConfig)} - {"method"}
@@ -153,7 +166,6 @@ class ColorizedBatch:
             doubt_map=doubt_picture(self.doubt[i], img.size, cfg.uncertainty_max_side) if cfg.uncertainty else None,
             previews=preview_pair(img, field, preview_side) if preview_side else None,
         )
-
 
     def preview(self, i: int, side: int) -> Image.Image:
         """Image i colorized at most `side` pixels a side, without its full-resolution join: what the

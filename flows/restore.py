@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import uuid
+from typing import Callable
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 
 from colorize_core.colorize import ColorizeConfig
 from colorize_core.imageio import ReaderConfig
+from colorize_core.package import read_decode
 from flows.review import compare_flow
-from tasks.cluster import dask_client
+from tasks.cluster import ClusterInBackground, dask_client
 from tasks.credentials import signing_identity
 from tasks.decisions import rejected
 from tasks.iiif import write_iiif
 from tasks.lease import Lease
 from tasks.preprocess import list_sources
-from tasks.registry import DEFAULT_MODEL_URI, ModelRef
+from tasks.registry import DEFAULT_MODEL_URI, ModelRef, resolve_model
 from tasks.restore_report import RestoreSummary, publish_report
 from tasks.restore_runs import (
     RestorePlan,
@@ -31,11 +34,39 @@ from tasks.restore_runs import (
     restore_on_dask,
     sort_items,
 )
-from tasks.restore_worker import RestoreJob, load_hints
+from tasks.restore_worker import RestoreJob, load_hints, warm_worker
 from tasks.review import write_run_review
 from tasks.state import state_dir
+from tasks.storage import any_file
 
 plan = task(plan_restore, name="plan_restore", retries=2, retry_delay_seconds=3, cache_policy=NONE)
+
+
+def restore_collection(
+    source: str,
+    dest: str,
+    model: str,
+    options: dict,
+    dask_address: str | None = None,
+    n_workers: int = 2,
+    api_ready: Callable[[], None] = lambda: None,
+    **flow_options,
+) -> RestoreSummary:
+    """The command line's way in, its arguments checked: the model is resolved and the plan made once,
+    then the local cluster starts and loads the model on its workers while the Prefect API starts
+    (`api_ready` waits for it), and the flow runs with what was resolved. `options`: the user's
+    colorization options (`ColorizeConfig.from_options`)."""
+    ref = resolve_model(model)
+    p = RestorePlan.of(source, dest, ref, ColorizeConfig.from_options(read_decode(ref.directory), **options))
+    own_cluster = not (dask_address or os.environ.get("COLORIZE_DASK_ADDRESS")) and any_file(source)
+    background = ClusterInBackground(n_workers, functools.partial(warm_worker, ref, p.cfg.size)) if own_cluster else None
+    try:
+        address = dask_address or (background.address if background else None)
+        api_ready()
+        return restore_flow(source, dest, model=ref, colorize=p.cfg, dask_address=address, n_workers=n_workers, **flow_options)
+    finally:
+        if background:
+            background.close()
 
 
 @flow(name="restore", log_prints=True)

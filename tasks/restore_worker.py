@@ -23,10 +23,11 @@ from colorize_core.package import load_package
 from colorize_core.provenance import provenance
 from colorize_core.shards import content_hash
 from colorize_core.writer import encode_output, jpeg_bytes, output_format, preview
-from tasks.credentials import CredentialSigner, SigningIdentity, ingredient_of
+from tasks.credentials import CredentialSigner, SigningIdentity, ingredient_of, signing_identity
 from tasks.layout import DestLayout, KeyEscapeError
 from tasks.manifest import ManifestRow
-from tasks.registry import ModelRef
+from tasks.registry import ModelRef, resolve_model
+from tasks.state import state_dir
 from tasks.storage import LinkEscapeError, WriteBehind, atomic_write, exists, join, read_ahead, read_bytes, retrying
 
 KEEP_DECODED_PIXELS = 64_000_000  # above this a batch re-decodes instead of holding every image
@@ -226,14 +227,19 @@ def restore_batch(items: list[str], job: RestoreJob, settled: Settled) -> list[M
     return rows
 
 
-def colorize_one(src: str, out: str, ref: ModelRef, cfg: ColorizeConfig, signing: SigningIdentity | None = None) -> None:
-    """One file, by the same path as a batch of a restore run, in this process (no cluster, no flow)."""
+def colorize_one(src: str, out: str, model: str, options: dict, sign: bool = True) -> ModelRef:
+    """One file, by the same path as a batch of a restore run, in this process (no cluster, no flow):
+    the model resolved, the user's options (`ColorizeConfig.from_options`) on its decode; returns the
+    model it used."""
+    ref = resolve_model(model)
+    signing = signing_identity(state_dir()) if sign else None
     torch.set_num_threads(int(os.environ.get("COLORIZE_WORKER_THREADS", "1")))  # see _load
     pkg = load_package(ref.directory)
     pkg.model.to(inference_device())
-    cfg = cfg.resolved(pkg.decode)
+    cfg = ColorizeConfig.from_options(pkg.decode, **options).resolved(pkg.decode)
     data = read_bytes(src)
     img = decode_image(data, src)
     rgb = ColorizedBatch(pkg, [img], cfg).colorized(0).rgb
     prov = provenance(ref.name, ref.version, ref.sha256, cfg.settings())
     atomic_write(out, credentials(encode_output(rgb, img, prov), img, data, content_hash(data), prov, out, _signer(signing)))
+    return ref
