@@ -91,7 +91,7 @@ def run_training(
 
 
 @task(cache_policy=NONE)
-def train_in_process(
+def train_model(
     shards: str,
     bins_url: str,
     model_cfg: ModelConfig,
@@ -100,24 +100,13 @@ def train_in_process(
     resume: str | None,
     run_id: str,
     init_dir: str | None = None,
+    nproc: int = 1,
 ) -> tuple[ColorizerPackage, dict]:
-    bins, result = run_training(shards, bins_url, model_cfg, cfg, checkpoint_dir, resume, run_id, init_dir)
-    return ColorizerPackage(result.model.cpu(), bins, DecodeConfig()), result.stats()
-
-
-@task(cache_policy=NONE)
-def train_with_torchrun(
-    shards: str,
-    bins_url: str,
-    model_cfg: ModelConfig,
-    cfg: TrainConfig,
-    checkpoint_dir: str,
-    resume: str | None,
-    run_id: str,
-    nproc: int,
-    init_dir: str | None = None,
-) -> tuple[ColorizerPackage, dict]:
-    """Data-parallel training in `nproc` processes (gloo on CPU, NCCL on GPUs); rank 0 logs and saves."""
+    """Training in this process, or data-parallel in `nproc` processes (gloo on CPU, NCCL on GPUs;
+    rank 0 logs and saves); returns the package of the best model and the run's figures."""
+    if nproc <= 1:
+        bins, result = run_training(shards, bins_url, model_cfg, cfg, checkpoint_dir, resume, run_id, init_dir)
+        return ColorizerPackage(result.model.cpu(), bins, DecodeConfig()), result.stats()
     out = tempfile.mkdtemp(prefix="colorize-ddp-")
     spec = {
         "shards": shards,

@@ -1,4 +1,4 @@
-"""Process entry for `torchrun`: one rank of data-parallel training (see tasks.train.train_with_torchrun)."""
+"""Process entry for `torchrun`: one rank of data-parallel training (see tasks.train.train_model)."""
 
 from __future__ import annotations
 
