@@ -113,7 +113,7 @@ def join_full_resolution(img: DecodedImage, field: ChromaField, strip_rows: int 
 def preview_pair(img: DecodedImage, field: ChromaField, side: int) -> tuple[Image.Image, Image.Image]:
     """(source, colorized) pictures of at most `side` pixels a side, for review pages: the source
     box-reduced, then colorized at that size from the image's own chroma field. The same colours as
-    reducing the full-resolution output, at less than half its cost (measured, 2.9 MP -> 1024)."""
+    reducing the full-resolution output, at less than half its cost."""
     src = preview(img.pixels, side)
     small = DecodedImage(pixels=np.asarray(src), alpha=None, format="PNG", mode=src.mode, icc_profile=None, exif=None)
     return src, Image.fromarray(join_full_resolution(small, field.at(small.size)))

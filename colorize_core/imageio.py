@@ -94,7 +94,7 @@ def decode_image(data: bytes, name: str, cfg: ReaderConfig = ReaderConfig(), at_
 
     `at_least`: the caller needs only this many pixels on the short side (training shards), so a
     JPEG is decoded at the smallest of libjpeg's 1/2, 1/4, 1/8 scales that still has them (the
-    inverse DCT at reduced size: a training row 6.9 -> 4.1 ms on the project's corpus). The size
+    inverse DCT at reduced size is cheaper). The size
     limit still applies to the declared size; `source_size` records it."""
     if not data:
         raise ImageReadError(name, "empty file (0 bytes)")

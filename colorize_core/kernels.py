@@ -1,9 +1,8 @@
 """The per-pixel loops of the full-resolution path, compiled (numba): every pixel of every scan goes
 through them, so each pixel is read once and written once, with no temporaries.
 
-In torch the same join was some forty element-wise passes over each strip (85 ms for a 3-megapixel
-scan on one thread, more than a third of the network's own time); fused here it is a fraction of
-that (`make bench restore` prints the profile). The formulas are those of `color` and `upsample`:
+In torch the same join was some forty element-wise passes over each strip; fused here it is a
+fraction of that (`make bench restore` prints the profile, docs/benchmarks.md the figures). The formulas are those of `color` and `upsample`:
 
 - the chroma field: ab = A L + B (guided) or B (bilinear), A and B interpolated bilinearly from the
   working resolution (`upsample.ChromaField`), and the box means of the guided filter;
@@ -86,8 +85,7 @@ def cbrt_table() -> np.ndarray:
 @njit(inline="always", cache=True)
 def _lab_f(t, cbrt):
     """f(t) of CIE Lab. The cube root is a linear read of the table, then one Newton step (relative
-    error 1e-4 -> 1e-8): arithmetic the loop vectorises, where a libm cube root per value is a call
-    (3x slower, measured)."""
+    error 1e-4 -> 1e-8): arithmetic the loop vectorises, where a libm cube root per value is a call."""
     u = min(max(t, EPS), _f32(CBRT_TOP)) * _f32(CBRT_STEPS / CBRT_TOP)
     i = min(np.int32(u), np.int32(CBRT_STEPS - 1))
     w = u - _f32(i)
@@ -167,8 +165,8 @@ def field_rows(coeff, y0, y1, wy, x0, x1, wx, guided, L, out):
     resolution; y0, y1, wy the band's row taps (ascending), x0, x1, wx the column taps (W,).
 
     The working rows the band reads are first widened to full width (the only gathers), then each
-    full-resolution row is a blend of two of them, contiguous and vectorised (gathering per pixel
-    instead took twice as long, measured)."""
+    full-resolution row is a blend of two of them, contiguous and vectorised (cheaper than gathering
+    per pixel)."""
     C, n, W = coeff.shape[0], L.shape[0], L.shape[1]
     if n == 0:
         return
@@ -242,9 +240,8 @@ def srgb_rows(L, ab, table, lut8, steps, bits16, out):
     Each row goes in passes that are contiguous and branch-free, so the compiler vectorises them:
     Lab -> clipped linear RGB into a (3, W) row, flagging colours outside sRGB; where the row has
     any, those are gathered, cut and put back; then the table reads into the interleaved output.
-    With the table reads in the first loop it ran 3x slower; the gamut step as one scalar loop with
-    a branch per pixel took 2.7x (a photo with 12 % of its colours outside) to 5x (nearly all) as
-    long as these passes (measured, AMD EPYC)."""
+    Table reads in the first loop, or the gamut step as one scalar loop with a branch per pixel,
+    keep the compiler from vectorising (figures: docs/benchmarks.md)."""
     W, st = L.shape[1], _f32(steps)
     lin = np.empty((3, W), np.float32)  # one row of linear RGB, clipped
     outside = np.empty(W, np.int32)  # 1 where the row's colour is outside sRGB

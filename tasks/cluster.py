@@ -18,11 +18,9 @@ from tasks.state import environ_kept
 
 # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also stops glibc from raising its
 # mmap threshold: every large temporary of the full-resolution join is then mmap'ed and faulted in anew.
-# Measured on a batch of 8 photos of 2-4 MP: 2.87 s in a plain process, 4.97 s with Dask's setting,
-# 2.75 s with both thresholds at 256 MB. And a worker runs its tasks on a thread, whose allocations go to
-# a separate glibc arena that gives its memory back on every large free, thresholds or not: one arena
-# keeps them on the main heap (restore 214 -> 207 ms a photo on one worker, 8.2 -> 8.7 img/s on two;
-# the network alone 4 % faster too). Set for every worker the project starts (LocalCluster here, the
+# Both thresholds at 256 MB keep them on the heap. And a worker runs its tasks on a thread, whose
+# allocations go to a separate glibc arena that gives its memory back on every large free, thresholds
+# or not: one arena keeps them on the main heap (figures: docs/benchmarks.md). Set for every worker the project starts (LocalCluster here, the
 # local stack through DASK_ environment variables, the compose file likewise).
 WORKER_MALLOC = {"MALLOC_TRIM_THRESHOLD_": "268435456", "MALLOC_MMAP_THRESHOLD_": "268435456", "MALLOC_ARENA_MAX": "1"}
 
@@ -30,9 +28,8 @@ WORKER_MALLOC = {"MALLOC_TRIM_THRESHOLD_": "268435456", "MALLOC_MMAP_THRESHOLD_"
 # Dask's statistical profiler samples every worker thread's stack every 10 ms; on Python-heavy tasks
 # (decoding and converting many small images) it costs more than it tells: off for the project's workers.
 # Every scheduler, nanny and worker also wakes 50 times a second to time its own event loop (admin.tick)
-# and each nanny 10 times a second to read its worker's memory: an idle LocalCluster of two workers
-# took 66 ms of CPU a second, 3 % of a two-core machine taken from the work; once a second for both,
-# 8 ms. (A tick that late only delays the "event loop unresponsive" warning; a worker over its memory
+# and each nanny 10 times a second to read its worker's memory: CPU taken from the work on a small
+# machine; once a second is enough for both. (A tick that late only delays the "event loop unresponsive" warning; a worker over its memory
 # limit is stopped within a second instead of a tenth.)
 CLUSTER_CONFIG = {
     "distributed.worker.profile.enabled": False,
@@ -100,8 +97,8 @@ def local_cluster(n_workers: int, processes: bool = True, scheduler_port: int = 
     """The project's LocalCluster: one thread a worker, no dashboard, the workers' settings above.
 
     The nanny writes the workers' settings into this process's environment to spawn them, and leaves
-    them there: torch first imported here afterwards would run one thread (OMP_NUM_THREADS=1, measured),
-    and so would every subprocess. They are put back once the workers are up."""
+    them there: torch first imported here afterwards would run one thread (OMP_NUM_THREADS=1), and so
+    would every subprocess. They are put back once the workers are up."""
     env = worker_environ()
     with environ_kept(env), dask.config.set({"distributed.nanny.pre-spawn-environ": env, **CLUSTER_CONFIG}):
         return LocalCluster(
@@ -120,8 +117,7 @@ def map_as_completed(client: Client, fn: Callable, jobs: Iterable[tuple], window
     at most `window` at a time, topped up once half have finished: the scheduler queues them and hands
     each worker about one at a time (distributed's `worker-saturation`), and a collection of millions
     of photos never puts more than `window` jobs in its graph. (Submitting them one by one as others
-    finished cost the client 1.5 ms more CPU a job, taken from the workers on a machine with a core
-    each: 16 jobs 65 -> 40 ms.) A job lost with its worker is rerun by Dask on another."""
+    finished cost the client CPU that a small machine's workers need.) A job lost with its worker is rerun by Dask on another."""
     pending = enumerate(jobs)
     index: dict[str, int] = {}
     # on this client's loop, not the default client's: another client in the process has its own (dask/distributed#4357)

@@ -79,7 +79,7 @@ def _load(ref: ModelRef, size: int):
 
     One torch thread per worker process by default: the workers already use every core, and on a
     machine that other work keeps busy, multi-threaded element-wise kernels over strips wait on each
-    other's spinning threads (measured: 1 MP joined in 0.04 s on one thread, 6.5 s on two)."""
+    other's spinning threads (a join a hundred times slower on two threads than on one)."""
     if ref.directory not in _MODELS:
         torch.set_num_threads(int(os.environ.get("COLORIZE_WORKER_THREADS", "1")))
         pkg = load_package(ref.directory)

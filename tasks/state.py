@@ -54,8 +54,7 @@ def without_flow_heartbeats() -> contextlib.AbstractContextManager:
     """Prefect settings with flow-run heartbeats off, for flows run under the temporary local API.
     Heartbeats let a server mark a run whose process died as crashed; the temporary API dies with the
     process, so nobody is there to read them, and their thread, sleeping a second at a time, holds
-    every flow run (each subflow of the pipeline too) up to a second after its work is done (measured:
-    an empty flow 1.06 -> 0.07 s)."""
+    every flow run (each subflow of the pipeline too) up to a second after its work is done."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})

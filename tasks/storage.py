@@ -101,10 +101,9 @@ def atomic_write(url: str, data: bytes | Callable[[BinaryIO], object], replace: 
     into place (or linked, when it must not replace: the link fails if the name is taken); when
     either step fails (the store going away between them, say), the temporary key is removed with
     retries before the error goes up, so that an outage leaves nothing behind. The temporary name
-    is short and fixed in length, so that a name near the file system's limit still fits. (On S3 the
-    temporary key cost two more requests, a copy and a delete, for nothing: measured on SeaweedFS,
-    25 -> 8 ms for a 1 MB output.) A function streams straight into the file on a disk: a 64-row
-    shard (8 MB) written by Parquet into memory and then to the disk took 5-19 ms longer.
+    is short and fixed in length, so that a name near the file system's limit still fits. (On S3 a
+    temporary key would cost two more requests, a copy and a delete, for nothing.) A function streams
+    straight into the file on a disk, instead of through memory.
     """
     fs, path = filesystem(url)
     if set(fs.protocol) & OBJECT_STORES:
