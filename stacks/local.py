@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from stacks.services import DASK_LOOPBACK, _bin, _spawn, pid_alive, private_files, start_seaweedfs, stop_pid, wait_http
+from stacks.services import DASK_LOOPBACK, _bin, _spawn, client_env, pid_alive, private_files, start_seaweedfs, stop_pid, wait_http
 from tasks.cluster import dask_env_vars
 
 S3_KEY, S3_SECRET, S3_BUCKET = "colorize", "colorize-local-secret", "archive"
@@ -62,17 +62,6 @@ def _wait_port(port: int, pid: int, name: str, timeout: float = 60) -> None:
     raise TimeoutError(f"{name} not listening on {port} after {timeout:.0f} s")
 
 
-def stack_env(ports: StackPorts) -> dict[str, str]:
-    return {
-        "PREFECT_API_URL": f"http://127.0.0.1:{ports.prefect}/api",
-        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports.mlflow}",
-        "COLORIZE_S3_ENDPOINT": f"http://127.0.0.1:{ports.s3}",
-        "AWS_ACCESS_KEY_ID": S3_KEY,
-        "AWS_SECRET_ACCESS_KEY": S3_SECRET,
-        "COLORIZE_DASK_ADDRESS": f"tcp://127.0.0.1:{ports.dask}",
-    }
-
-
 def stack_up(state: Path, ports: StackPorts = StackPorts()) -> dict:
     """Starts every service, waits until each is healthy, records them; returns the environment."""
     root = stack_dir(state)
@@ -84,7 +73,7 @@ def stack_up(state: Path, ports: StackPorts = StackPorts()) -> dict:
 
 def _start(state: Path, root: Path, ports: StackPorts) -> dict:
     logs = root / "logs"
-    env = stack_env(ports)
+    env = client_env(ports, (S3_KEY, S3_SECRET))
     services: dict[str, dict] = {}
     record = record_services(root, services, lambda: env)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from stacks.local import QUIET
 from stacks.local import StackPorts as Ports
-from stacks.services import DASK_LOOPBACK, _bin, _spawn, pid_alive, private_files, stop_pid, wait_http, weed_mini
+from stacks.services import DASK_LOOPBACK, _bin, _spawn, client_env, pid_alive, private_files, stop_pid, wait_http, weed_mini
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 BUCKETS = ("archive", "mlflow-artifacts")
@@ -93,26 +93,11 @@ def mlflow_auth_ini(sec: Secrets, ports: Ports) -> str:
     )
 
 
-def client_env(sec: Secrets, ports: Ports, tls: Path, role: str = "pipeline") -> dict[str, str]:
-    """What a production deployment sets for a client of the stack in `role` (pipeline or reader)."""
-    s3 = sec.s3[role]  # each role its own key: one leaked is one revoked
-    return {
-        "PREFECT_API_URL": f"http://127.0.0.1:{ports.prefect}/api",
-        "PREFECT_API_AUTH_STRING": sec.prefect_auth,
-        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports.mlflow}",
-        "MLFLOW_TRACKING_USERNAME": role,
-        "MLFLOW_TRACKING_PASSWORD": sec.users[role],
-        "COLORIZE_S3_ENDPOINT": f"http://127.0.0.1:{ports.s3}",
-        "AWS_ACCESS_KEY_ID": s3[0],
-        "AWS_SECRET_ACCESS_KEY": s3[1],
-        "COLORIZE_DASK_ADDRESS": f"tls://127.0.0.1:{ports.dask}",
-        "COLORIZE_DASK_TLS_CA": str(tls / "ca.pem"),
-        "COLORIZE_DASK_TLS_CERT": str(tls / "client.pem"),
-        "COLORIZE_DASK_TLS_KEY": str(tls / "client.key"),
-        "COLORIZE_PRODUCTION": "1",
-        "COLORIZE_C2PA_KEY": str(tls.parent / "c2pa" / "signer.key.pem"),  # the archive's signing identity, made with the stack
-        "COLORIZE_C2PA_CERT": str(tls.parent / "c2pa" / "signer.chain.pem"),
-    }
+def role_env(sec: Secrets, ports: Ports, tls: Path, role: str = "pipeline") -> dict[str, str]:
+    """What a production deployment sets for a client of the stack in `role` (pipeline or reader):
+    each role its own S3 key and login (one leaked is one revoked)."""
+    return client_env(ports, sec.s3[role], prefect_auth=sec.prefect_auth, mlflow_login=(role, sec.users[role]), tls=str(tls),
+                      signing=str(tls.parent / "c2pa"))  # fmt: skip
 
 
 def _tls_files(folder: Path) -> None:
@@ -318,7 +303,7 @@ def _start(root: Path, ports: Ports, restore_from: Path | None) -> dict:
         (root / "c2pa" / "signer.key.pem").write_bytes(key)
     services: dict[str, dict] = {}
     record = record_services(
-        root, services, lambda: {"pipeline": client_env(sec, ports, tls), "reader": client_env(sec, ports, tls, "reader")}
+        root, services, lambda: {"pipeline": role_env(sec, ports, tls), "reader": role_env(sec, ports, tls, "reader")}
     )
     try:
         record("postgres", start_postgres(root, sec, ports, logs), f"postgresql://127.0.0.1:{ports.postgres}")
@@ -371,11 +356,11 @@ def _start(root: Path, ports: Ports, restore_from: Path | None) -> dict:
         wait_http(f"http://127.0.0.1:{ports.prefect}/api/health", services["prefect"]["pid"], 180, "prefect server", accept=(200, 401))
         wait_http(f"http://127.0.0.1:{ports.mlflow}/health", services["mlflow"]["pid"], 180, "mlflow server", accept=(200, 401))
         start_mlflow_users(sec, ports)
-        wait_workers(client_env(sec, ports, tls), 2)
+        wait_workers(role_env(sec, ports, tls), 2)
     except BaseException:
         production_down(root)
         raise
-    return {"services": services, "env": client_env(sec, ports, tls), "reader_env": client_env(sec, ports, tls, "reader"), "secrets": sec}
+    return {"services": services, "env": role_env(sec, ports, tls), "reader_env": role_env(sec, ports, tls, "reader"), "secrets": sec}
 
 
 def production_down(root: Path) -> list[str]:
@@ -400,26 +385,14 @@ def _published(port: int) -> str:
     return f"127.0.0.1:{port}:{port}"
 
 
+COMPOSE_HOSTS = {"prefect": "prefect-server", "mlflow": "mlflow", "s3": "s3", "dask": "dask-scheduler"}
+
+
 def compose_client_env(ports: Ports = Ports()) -> dict[str, str]:
-    """client_env's variables as the compose file sets them: services by name, secrets from the operator's .env."""
-    tls = "/run/secrets/tls"
-    return {
-        "PREFECT_API_URL": f"http://prefect-server:{ports.prefect}/api",
-        "PREFECT_API_AUTH_STRING": "${PREFECT_AUTH_STRING:?set PREFECT_AUTH_STRING}",
-        "MLFLOW_TRACKING_URI": f"http://mlflow:{ports.mlflow}",
-        "MLFLOW_TRACKING_USERNAME": "pipeline",
-        "MLFLOW_TRACKING_PASSWORD": "${MLFLOW_PIPELINE_PASSWORD:?set MLFLOW_PIPELINE_PASSWORD}",
-        "COLORIZE_S3_ENDPOINT": f"http://s3:{ports.s3}",
-        "AWS_ACCESS_KEY_ID": "${S3_PIPELINE_KEY:?set S3_PIPELINE_KEY}",
-        "AWS_SECRET_ACCESS_KEY": "${S3_PIPELINE_SECRET:?set S3_PIPELINE_SECRET}",
-        "COLORIZE_DASK_ADDRESS": f"tls://dask-scheduler:{ports.dask}",
-        "COLORIZE_DASK_TLS_CA": f"{tls}/ca.pem",
-        "COLORIZE_DASK_TLS_CERT": f"{tls}/client.pem",
-        "COLORIZE_DASK_TLS_KEY": f"{tls}/client.key",
-        "COLORIZE_PRODUCTION": "1",
-        "COLORIZE_C2PA_KEY": "/run/secrets/c2pa/signer.key.pem",
-        "COLORIZE_C2PA_CERT": "/run/secrets/c2pa/signer.chain.pem",
-    }
+    """The pipeline's variables as the compose file sets them: services by name, secrets from the operator's .env."""
+    return client_env(ports, ("${S3_PIPELINE_KEY:?set S3_PIPELINE_KEY}", "${S3_PIPELINE_SECRET:?set S3_PIPELINE_SECRET}"), COMPOSE_HOSTS,
+                      "${PREFECT_AUTH_STRING:?set PREFECT_AUTH_STRING}", ("pipeline", "${MLFLOW_PIPELINE_PASSWORD:?set MLFLOW_PIPELINE_PASSWORD}"),
+                      "/run/secrets/tls", "/run/secrets/c2pa")  # fmt: skip
 
 
 def render_compose(ports: Ports = Ports()) -> dict:

@@ -181,3 +181,23 @@ def _wait_bucket(url: str, key: str, secret: str, bucket: str, pid: int, timeout
             if time.time() > deadline or not pid_alive(pid):
                 raise
             time.sleep(0.5)
+
+
+def client_env(ports, s3_key: tuple[str, str], hosts: dict[str, str] | None = None, prefect_auth: str | None = None,
+               mlflow_login: tuple[str, str] | None = None, tls: str | None = None, signing: str | None = None) -> dict[str, str]:  # fmt: skip
+    """What a client of a stack sets, written once for every stack: the local one (loopback, no
+    authentication), the production one (an API auth string, a role's login and S3 key, Dask over
+    mutual TLS with the files in `tls`, the archive's signing identity in `signing`) and the compose
+    file (services by name in `hosts`, secrets as the operator's .env variables)."""
+    host = (hosts or {}).get
+    env = {"PREFECT_API_URL": f"http://{host('prefect', '127.0.0.1')}:{ports.prefect}/api"}
+    env |= {"PREFECT_API_AUTH_STRING": prefect_auth} if prefect_auth else {}
+    env["MLFLOW_TRACKING_URI"] = f"http://{host('mlflow', '127.0.0.1')}:{ports.mlflow}"
+    env |= {"MLFLOW_TRACKING_USERNAME": mlflow_login[0], "MLFLOW_TRACKING_PASSWORD": mlflow_login[1]} if mlflow_login else {}
+    env |= {"COLORIZE_S3_ENDPOINT": f"http://{host('s3', '127.0.0.1')}:{ports.s3}", "AWS_ACCESS_KEY_ID": s3_key[0], "AWS_SECRET_ACCESS_KEY": s3_key[1]}
+    env["COLORIZE_DASK_ADDRESS"] = f"{'tls' if tls else 'tcp'}://{host('dask', '127.0.0.1')}:{ports.dask}"
+    if tls:
+        env |= {"COLORIZE_DASK_TLS_CA": f"{tls}/ca.pem", "COLORIZE_DASK_TLS_CERT": f"{tls}/client.pem", "COLORIZE_DASK_TLS_KEY": f"{tls}/client.key"}
+    if signing:
+        env |= {"COLORIZE_PRODUCTION": "1", "COLORIZE_C2PA_KEY": f"{signing}/signer.key.pem", "COLORIZE_C2PA_CERT": f"{signing}/signer.chain.pem"}
+    return env
