@@ -11,7 +11,8 @@
   Prefect): what the restore path itself can reach on this machine, so that the gap to the bound
   splits into the path's own work and what the cluster and the flow add;
 - a per-stage profile of the restore path (one process, one thread), and the peak memory of a
-  100-megapixel scan.
+  100-megapixel scan;
+- first, the CPU's practical peak against the network's achieved FLOP/s (`bench/peak.py`).
 
 The bound and the profile run in a process with the workers' allocator settings; the reference runs
 in the bench's own process, as its demo runs for its users.
@@ -242,6 +243,10 @@ def _warm() -> None:
 
 def main() -> bool:
     from prefect.testing.utilities import prefect_test_harness
+
+    from bench import peak
+
+    peak.main()  # the CPU's peak against the network's achieved FLOP/s, before the restore figures
 
     from flows.restore import restore_flow
     from tasks.cluster import dask_client

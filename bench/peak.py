@@ -1,0 +1,90 @@
+"""How far the network's forward pass is from what this CPU can do, in one run: the practical peak
+(large matrix products on every core, float32 and, where native, bfloat16) against the FLOP/s the
+restore network achieves (its FLOPs counted from the architecture at the restore input, 8 x 1 x
+256 x 256, by torch's own counter), for `small` and the ECCV16 layout.
+
+Run in a process with the workers' allocator settings, as the network bound of `bench restore` is;
+`make bench restore` prints this table too.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from colorize_core.inference import cpu_supports_bf16, predict
+from colorize_core.models import Colorizer, ModelConfig
+
+BATCH, SIZE = 8, 256  # the network bound's batch (bench restore) and the restore input
+
+
+def _best(fn, reps: int) -> float:
+    fn()  # warm: oneDNN picks its kernels, pages are faulted in
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 4096, reps: int = 3) -> float:
+    """FLOP/s of an n x n x n matrix product on every core: the practical peak of this CPU."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    return 2 * n**3 / _best(lambda: torch.mm(a, b), reps)
+
+
+def network_flops(arch: str) -> int:
+    """FLOPs of one forward pass of the batch (a multiply-add counts two), as torch counts them."""
+    model = Colorizer(ModelConfig(arch)).eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.rand(BATCH, 1, SIZE, SIZE) * 100)
+    return counter.get_total_flops()
+
+
+def network_rate(arch: str, bf16: bool, reps: int = 3) -> float:
+    """Forward passes a second of the batch, as restore runs it (`predict`: channels-last, autocast)."""
+    model = Colorizer(ModelConfig(arch)).eval().to(memory_format=torch.channels_last)
+    L = torch.rand(BATCH, 1, SIZE, SIZE) * 100
+    with torch.inference_mode():
+        return 1 / _best(lambda: predict(model, L, bf16), reps)
+
+
+def table() -> list[str]:
+    torch.set_num_threads(os.cpu_count() or 1)
+    precisions = [("fp32", False, torch.float32)] + ([("bf16", True, torch.bfloat16)] if cpu_supports_bf16() else [])
+    lines = []
+    for name, bf16, dtype in precisions:
+        peak = matmul_peak(dtype)
+        lines.append(f"peak, {name} matrix product 4096^3 on {torch.get_num_threads()} threads: {peak / 1e9:.0f} GFLOP/s")
+        for arch in ("small", "eccv16"):
+            flops = network_flops(arch)
+            rate = network_rate(arch, bf16)
+            achieved = flops * rate
+            lines.append(
+                f"  {arch:7s} {flops / BATCH / 1e9:6.1f} GFLOP an image, {rate * BATCH:6.2f} img/s: {achieved / 1e9:6.0f} GFLOP/s, "
+                f"{achieved / peak:.0%} of the {name} peak"
+            )
+    if not cpu_supports_bf16():
+        lines.append("bf16: not native on this CPU (emulated), so not measured against a peak")
+    return lines
+
+
+def main() -> bool:
+    """In a fresh process with the workers' allocator settings (see tasks.cluster.WORKER_MALLOC)."""
+    from tasks.cluster import WORKER_MALLOC
+
+    res = subprocess.run([sys.executable, "-m", "bench.peak"], env={**os.environ, **WORKER_MALLOC}, capture_output=True, text=True)
+    print(res.stdout, end="" if res.stdout.endswith("\n") else "\n")
+    if res.returncode:
+        print(res.stderr[-2000:])
+    return res.returncode == 0
+
+
+if __name__ == "__main__":
+    print("\n".join(table()), flush=True)
