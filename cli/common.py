@@ -129,10 +129,10 @@ def tracking_reachable() -> None:
     check_tracking_server(os.environ.get("MLFLOW_TRACKING_URI", ""))
 
 
-def one_of(value: Optional[str], names: tuple[str, ...]) -> Optional[str]:
+def one_of(value: Optional[str], names: tuple[str, ...], what: str) -> Optional[str]:
     """An option's value checked against its choices while the arguments are read: nothing loaded yet."""
     if value is not None and value not in names:
-        usage_error(f"unknown {'decode' if names == DECODES else 'upsampling'} {value!r}; choose one of {', '.join(names)}")
+        usage_error(f"unknown {what} {value!r}; choose one of {', '.join(names)}")
     return value
 
 
@@ -163,14 +163,14 @@ DASK_OPTION = typer.Option(None, help="scheduler address of an existing Dask clu
 WORKERS_OPTION = typer.Option(2, help="worker processes of the local cluster when no address is given")
 DECODE_OPTION = typer.Option(
     None,
-    callback=lambda v: one_of(v, DECODES),
+    callback=lambda v: one_of(v, DECODES, "decode"),
     help=f"{' | '.join(DECODES)}: how a pixel's 313 probabilities become a colour",
     show_default="the model package's own",
 )
 T_OPTION = typer.Option(None, help="temperature T (annealed mean, top-k, confident)")
 K_OPTION = typer.Option(None, help="bins kept by top-k")
 UPSAMPLE_OPTION = typer.Option(
-    None, callback=lambda v: one_of(v, UPSAMPLES), help="guided (the colour follows the original's edges) | bilinear", show_default="guided"
+    None, callback=lambda v: one_of(v, UPSAMPLES, "upsampling"), help="guided (the colour follows the original's edges) | bilinear", show_default="guided"
 )
 SIZE_OPTION = typer.Option(None, help="the network's working size", show_default="256")
 CREDENTIALS_OPTION = typer.Option(True, help="sign Content Credentials (C2PA) into every output")
