@@ -43,6 +43,7 @@ test: $(STAMP) browser viewer
 	$(PY) -m pytest -q tests
 
 bench: $(STAMP) browser
+	$(PY) -m pip install -q --disable-pip-version-check -r bench/requirements.txt
 	$(PY) -m bench
 
 # restore as on a CPU without AVX-512: torch, oneDNN and the compiled join capped to AVX2 (bf16 emulated)

@@ -4,7 +4,7 @@ import importlib
 import os
 import sys
 
-SUITES = ["startup", "core", "preprocess", "train", "restore", "review", "hints", "gpu"]
+SUITES = ["startup", "core", "preprocess", "train", "restore", "engines", "review", "hints", "gpu"]
 
 
 def machine() -> str:
