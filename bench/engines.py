@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from bench.timing import best_warm
 from colorize_core.colorize import network_input
 from colorize_core.decoding import DecodeConfig, decode
 from colorize_core.imageio import decode_image
@@ -35,16 +36,6 @@ def photos_L() -> torch.Tensor:
     photos = list(real_photo_bytes().items())
     Ls = [network_input(decode_image(data, name), SIZE) for name, data in (photos * BATCH)[:BATCH]]
     return torch.stack(Ls)[:, None].float()
-
-
-def _best(fn, reps: int = 3) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def torch_engine(model, bf16: bool, compiled: bool = False) -> Engine:
@@ -123,7 +114,7 @@ def table(name: str, model, centres: torch.Tensor, dec: DecodeConfig, weights) -
             except Exception as e:  # noqa: BLE001 - an engine missing or failing is a row, not the end of the table
                 lines.append(f"  {engine_name:34s} not available: {type(e).__name__}: {str(e).splitlines()[0][:90] if str(e) else ''}")
                 continue
-            rate = BATCH / _best(lambda: engine(x))
+            rate = BATCH / best_warm(lambda: engine(x))
             colours = ab(out)
             if reference is None:
                 reference, eager = colours, rate

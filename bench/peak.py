@@ -12,31 +12,21 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from bench.timing import best_warm
 from colorize_core.inference import cpu_supports_bf16, predict
 from colorize_core.models import Colorizer, ModelConfig
 
 BATCH, SIZE = 8, 256  # the network bound's batch (bench restore) and the restore input
 
 
-def _best(fn, reps: int) -> float:
-    fn()  # warm: oneDNN picks its kernels, pages are faulted in
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def matmul_peak(dtype: torch.dtype, n: int = 4096, reps: int = 3) -> float:
     """FLOP/s of an n x n x n matrix product on every core: the practical peak of this CPU."""
     a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    return 2 * n**3 / _best(lambda: torch.mm(a, b), reps)
+    return 2 * n**3 / best_warm(lambda: torch.mm(a, b), reps)
 
 
 def conv_peak(dtype: torch.dtype, reps: int = 3) -> float:
@@ -46,7 +36,7 @@ def conv_peak(dtype: torch.dtype, reps: int = 3) -> float:
     conv = torch.nn.Conv2d(512, 512, 3, padding=1).eval().to(memory_format=torch.channels_last)
     flops = 2 * 8 * 512 * 512 * 9 * 32 * 32
     with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=dtype == torch.bfloat16):
-        return flops / _best(lambda: conv(x), reps)
+        return flops / best_warm(lambda: conv(x), reps)
 
 
 def network_flops(arch: str) -> int:
@@ -62,7 +52,7 @@ def network_rate(arch: str, bf16: bool, reps: int = 3) -> float:
     model = Colorizer(ModelConfig(arch)).eval().to(memory_format=torch.channels_last)
     L = torch.rand(BATCH, 1, SIZE, SIZE) * 100
     with torch.inference_mode():
-        return 1 / _best(lambda: predict(model, L, bf16), reps)
+        return 1 / best_warm(lambda: predict(model, L, bf16), reps)
 
 
 def table() -> list[str]:

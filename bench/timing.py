@@ -15,6 +15,12 @@ def best_of(fn: Callable[[], object], repeat: int = 3) -> tuple[float, object]:
     return best, out
 
 
+def best_warm(fn: Callable[[], object], repeat: int = 3) -> float:
+    """Best of n after one warm-up call (kernels chosen, pages faulted in, lazy engines compiled)."""
+    fn()
+    return best_of(fn, repeat)[0]
+
+
 def report(name: str, ours_s: float, base_s: float, baseline: str, target: float | None = None) -> bool:
     ratio = base_s / ours_s
     ok = target is None or ratio >= target
