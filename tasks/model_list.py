@@ -11,7 +11,7 @@ from mlflow.exceptions import MlflowException
 
 from tasks.tracking import configure_mlflow
 
-PRIMARY = "model/default"  # as tasks.evaluate: the figures of the package's own decode
+PRIMARY = "model/default"  # the evaluation of the package's own decode (what restore uses; tasks.evaluate records it)
 FIGURES = ("auc", "auc_rebalanced", "psnr")
 
 
