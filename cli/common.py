@@ -1,7 +1,8 @@
-"""What every verb of the `colorize` command line shares: the app, its one-line errors, the options
-named once. The verbs live by what they are about: restore.py (restore, image, run), models.py
-(preprocess, bins, train, import, evaluate, promote, pipeline), review.py (compare, verify, review),
-stack.py (the local stacks). Each checks its arguments, calls one flow (or none) and prints.
+"""What every verb of the `colorize` command line shares: the app and its one-line errors (the
+options several verbs take are in options.py). The verbs live by what they are about: restore.py
+(restore, image, run), models.py (preprocess, bins, train, import, evaluate, promote, pipeline),
+review.py (compare, verify, review), stack.py (the local stacks). Each checks its arguments, calls
+one flow (or none) and prints.
 
 Heavy libraries (torch, MLflow, Prefect, Dask) are imported inside the verbs that use them, so
 `colorize --help` answers at once. Wrong arguments and unreachable services end with one line that
@@ -21,7 +22,6 @@ from typing import Optional
 
 import typer
 
-from colorize_core.choices import DECODES, UPSAMPLES
 from tasks.state import apply_embedded_defaults, prefect_database_missing, state_dir, without_flow_heartbeats
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
@@ -98,18 +98,6 @@ def clear_errors(fn):
     return run
 
 
-def use_storage_options(options: Optional[str]) -> None:
-    """`--storage-options` JSON reaches every fsspec call through the environment."""
-    if options:
-        from tasks.checks import ArgumentError
-
-        try:
-            json.loads(options)
-        except json.JSONDecodeError as e:
-            raise ArgumentError(f"--storage-options is not JSON: {e}") from None
-        os.environ["COLORIZE_STORAGE_OPTIONS"] = options
-
-
 def show(result, as_json: bool, prose=None) -> None:
     """A verb's result: JSON with --json, else `prose(result)` (default: one `key: value` line each)."""
     if as_json:
@@ -140,37 +128,3 @@ def usage_error(message: str) -> None:
     """One line and exit status 2, as clear_errors ends a verb: for checks made while reading arguments."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
-
-
-def _model_uri(value: str) -> str:
-    from tasks.checks import ArgumentError
-    from tasks.model_names import model_uri
-
-    try:
-        return model_uri(value)
-    except ArgumentError as e:
-        usage_error(str(e))
-
-
-MODEL_OPTION = typer.Option(
-    DEFAULT_MODEL,
-    callback=_model_uri,
-    help="model version: models:/colorizer@champion, models:/colorizer/3 (or colorizer/3, colorizer@champion) or a package folder",
-)
-JSON_OPTION = typer.Option(False, "--json", help="print the result as JSON instead of prose")
-STORAGE_OPTION = typer.Option(None, help="fsspec options as JSON, for s3:// and other remote URLs")
-DASK_OPTION = typer.Option(None, help="scheduler address of an existing Dask cluster", show_default="a local cluster")
-WORKERS_OPTION = typer.Option(2, help="worker processes of the local cluster when no address is given")
-DECODE_OPTION = typer.Option(
-    None,
-    callback=lambda v: one_of(v, DECODES, "decode"),
-    help=f"{' | '.join(DECODES)}: how a pixel's 313 probabilities become a colour",
-    show_default="the model package's own",
-)
-T_OPTION = typer.Option(None, help="temperature T (annealed mean, top-k, confident)")
-K_OPTION = typer.Option(None, help="bins kept by top-k")
-UPSAMPLE_OPTION = typer.Option(
-    None, callback=lambda v: one_of(v, UPSAMPLES, "upsampling"), help="guided (the colour follows the original's edges) | bilinear", show_default="guided"
-)
-SIZE_OPTION = typer.Option(None, help="the network's working size", show_default="256")
-CREDENTIALS_OPTION = typer.Option(True, help="sign Content Credentials (C2PA) into every output")

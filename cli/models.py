@@ -7,21 +7,8 @@ from typing import Optional
 
 import typer
 
-from cli.common import (
-    DASK_OPTION,
-    JSON_OPTION,
-    MODEL_OPTION,
-    STORAGE_OPTION,
-    WORKERS_OPTION,
-    app,
-    clear_errors,
-    given,
-    show,
-    tracking_reachable,
-    use_storage_options,
-)
-
-MODEL_NAME_OPTION = typer.Option("colorizer", help="registered model name")
+from cli import options as opt
+from cli.common import app, clear_errors, given, show, tracking_reachable
 
 
 @app.command()
@@ -33,17 +20,16 @@ def preprocess(
     val_fraction: Optional[float] = typer.Option(None, help="share of images held out, by content hash", show_default="0.1"),
     rows_per_shard: int = typer.Option(64, help="images per Parquet shard"),
     split_by_folder: bool = typer.Option(False, help="SOURCE/train and SOURCE/val decide the split"),
-    dask_address: Optional[str] = DASK_OPTION,
-    workers: int = WORKERS_OPTION,
-    storage_options: Optional[str] = STORAGE_OPTION,
-    as_json: bool = JSON_OPTION,
+    dask_address: Optional[str] = opt.DASK,
+    workers: int = opt.WORKERS,
+    storage_options: Optional[str] = opt.STORAGE,
+    as_json: bool = opt.JSON,
 ) -> None:
     """Decode, validate, resize and convert images to Lab shards in Parquet, on Dask."""
     from colorize_core.shards import PreprocessConfig
     from flows.preprocess import preprocess_flow
     from tasks.checks import check_source, check_url
 
-    use_storage_options(storage_options)
     check_source(source)
     check_url(shards, "shards")
     cfg = PreprocessConfig(**given(size=size, val_fraction=val_fraction))
@@ -63,10 +49,10 @@ def bins(
     grid_size: Optional[int] = typer.Option(None, help="grid: cell size in ab units", show_default="10"),
     lam: Optional[float] = typer.Option(None, help="uniform mix of the rebalancing", show_default="0.5"),
     sigma: Optional[float] = typer.Option(None, help="Gaussian smoothing of the prior", show_default="5"),
-    dask_address: Optional[str] = DASK_OPTION,
-    workers: int = WORKERS_OPTION,
-    storage_options: Optional[str] = STORAGE_OPTION,
-    as_json: bool = JSON_OPTION,
+    dask_address: Optional[str] = opt.DASK,
+    workers: int = opt.WORKERS,
+    storage_options: Optional[str] = opt.STORAGE,
+    as_json: bool = opt.JSON,
 ) -> None:
     """Estimate the ab bins, their prior and rebalancing weights from the training shards."""
     from colorize_core.bins import BinConfig
@@ -74,7 +60,6 @@ def bins(
     from flows.bins import bins_flow
     from tasks.checks import check_source, check_url
 
-    use_storage_options(storage_options)
     check_source(shards, "shards")
     check_url(out, "output")
     cfg = BinConfig(method=method, **given(k=k, grid_size=grid_size))
@@ -93,15 +78,15 @@ def train(
     config: Optional[str] = typer.Option(None, help="JSON file of TrainConfig fields (nested sections as objects)"),
     set_: list[str] = typer.Option([], "--set", help="KEY=VALUE on TrainConfig, e.g. steps=8000, augment.crop=176, gan.weight=0.01"),
     epochs: Optional[float] = typer.Option(None, help="instead of steps: passes over the training rows"),
-    model_name: str = MODEL_NAME_OPTION,
+    model_name: str = opt.MODEL_NAME,
     checkpoint_dir: Optional[str] = typer.Option(None, help="where checkpoints go", show_default="<state>/checkpoints/<run>"),
     resume: Optional[str] = typer.Option(None, help="checkpoint to continue from, exactly"),
     init_model: Optional[str] = typer.Option(
         None, help="fine-tune this model version (as --model elsewhere) instead of starting from scratch"
     ),
     nproc: int = typer.Option(1, help="data-parallel processes (torchrun)"),
-    storage_options: Optional[str] = STORAGE_OPTION,
-    as_json: bool = JSON_OPTION,
+    storage_options: Optional[str] = opt.STORAGE,
+    as_json: bool = opt.JSON,
 ) -> None:
     """Train a colorizer, track it in MLflow and register it."""
     from colorize_core.models import ModelConfig
@@ -109,7 +94,6 @@ def train(
     from tasks.checks import check_source
     from tasks.train import train_config
 
-    use_storage_options(storage_options)
     check_source(shards, "shards")
     check_source(bins, "bin set")
     tracking_reachable()
@@ -144,7 +128,7 @@ def train_settings() -> None:
 @clear_errors
 def import_weights(
     checkpoint: str = typer.Argument(..., help="a released state dict (.pth) of the ECCV16 or the SIGGRAPH17 layout"),
-    name: str = MODEL_NAME_OPTION,
+    name: str = opt.MODEL_NAME,
     alias: Optional[str] = typer.Option(None, help="alias to point at the new version (e.g. champion)"),
 ) -> None:
     """Register a reference checkpoint (ECCV16, or SIGGRAPH17 with hint input), with the canonical 313
@@ -161,19 +145,18 @@ def import_weights(
 @clear_errors
 def evaluate(
     shards: str = typer.Argument(..., help="shards whose validation split is scored"),
-    model: str = MODEL_OPTION,
+    model: str = opt.MODEL,
     limit: Optional[int] = typer.Option(None, help="at most this many validation images"),
     degraded: bool = typer.Option(False, help="also score a degraded copy of the validation images (archival-scan L)"),
     fit_decoder: bool = typer.Option(False, help="fit the confident decode on these images and register the model with it"),
-    storage_options: Optional[str] = STORAGE_OPTION,
-    as_json: bool = JSON_OPTION,
+    storage_options: Optional[str] = opt.STORAGE,
+    as_json: bool = opt.JSON,
 ) -> None:
     """AuC (plain, rebalanced), PSNR, colourfulness of a model under each decode, beside the gray and
     prior-mean baselines; with --fit-decoder, the fitted decode becomes the model's default."""
     from flows.evaluate import evaluate_flow
     from tasks.checks import check_source
 
-    use_storage_options(storage_options)
     check_source(shards, "shards")
     tracking_reachable()
     out = evaluate_flow(model, shards, limit, degraded=degraded, fit_decoder=fit_decoder)
@@ -204,7 +187,7 @@ def promote(
     auc_tolerance: Optional[float] = typer.Option(None, help="plain AuC may fall by this much", show_default="0.01"),
     psnr_tolerance: Optional[float] = typer.Option(None, help="PSNR may fall by this many dB", show_default="0.5"),
     colourfulness_tolerance: Optional[float] = typer.Option(None, help="|delta colourfulness| may grow by this much", show_default="2"),
-    as_json: bool = JSON_OPTION,
+    as_json: bool = opt.JSON,
 ) -> None:
     """Move the alias (champion) to the candidate only when it is at least as good (exit 1 when refused)."""
     from tasks.model_names import registered_version
@@ -226,7 +209,7 @@ def promote(
 @clear_errors
 def models_cmd(
     name: Optional[str] = typer.Argument(None, help="one registered model", show_default="every one"),
-    as_json: bool = JSON_OPTION,
+    as_json: bool = opt.JSON,
 ) -> None:
     """The registered model versions: URI, aliases, figures (rebalanced AuC, PSNR), when, from what."""
     tracking_reachable()
@@ -260,11 +243,11 @@ def pipeline(
     config: Optional[str] = typer.Option(None, help="JSON file of TrainConfig fields"),
     set_: list[str] = typer.Option([], "--set", help="KEY=VALUE on TrainConfig (see `colorize train-settings`)"),
     split_by_folder: bool = typer.Option(False, help="SOURCE/train and SOURCE/val decide the split"),
-    model_name: str = MODEL_NAME_OPTION,
+    model_name: str = opt.MODEL_NAME,
     init_model: Optional[str] = typer.Option(None, help="fine-tune this model version (needs --method canonical)"),
-    dask_address: Optional[str] = DASK_OPTION,
-    storage_options: Optional[str] = STORAGE_OPTION,
-    as_json: bool = JSON_OPTION,
+    dask_address: Optional[str] = opt.DASK,
+    storage_options: Optional[str] = opt.STORAGE,
+    as_json: bool = opt.JSON,
 ) -> None:
     """preprocess -> bins -> train -> evaluate -> promote, skipping steps whose outputs are current."""
     from colorize_core.models import ModelConfig
@@ -272,7 +255,6 @@ def pipeline(
     from tasks.checks import check_source
     from tasks.train import train_config
 
-    use_storage_options(storage_options)
     check_source(source)
     tracking_reachable()
     cfg = train_config(config, set_, None, "", 1)

@@ -8,27 +8,8 @@ from typing import Optional
 
 import typer
 
-from cli.common import (
-    CREDENTIALS_OPTION,
-    DASK_OPTION,
-    DECODE_OPTION,
-    DEFAULT_MODEL,
-    ITEMS_FAILED,
-    JSON_OPTION,
-    K_OPTION,
-    MODEL_OPTION,
-    SIZE_OPTION,
-    STORAGE_OPTION,
-    T_OPTION,
-    UPSAMPLE_OPTION,
-    WORKERS_OPTION,
-    app,
-    clear_errors,
-    given,
-    show,
-    tracking_reachable,
-    use_storage_options,
-)
+from cli import options as opt
+from cli.common import DEFAULT_MODEL, ITEMS_FAILED, app, clear_errors, given, show, tracking_reachable
 from tasks.state import apply_embedded_defaults, prefect_database_missing, setup_lock
 
 SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "samples", "collection")  # package data of the wheel
@@ -36,41 +17,36 @@ SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "samples", "c
 
 @app.command()
 @clear_errors
+@opt.look_options
 def restore(
     source: str = typer.Argument(..., help="collection: local folder or s3://bucket/prefix"),
     dest: str = typer.Argument(..., help="where outputs, manifests and reports go"),
-    model: str = MODEL_OPTION,
-    decode: Optional[str] = DECODE_OPTION,
-    temperature: Optional[float] = T_OPTION,
-    top_k: Optional[int] = K_OPTION,
-    upsample: Optional[str] = UPSAMPLE_OPTION,
-    size: Optional[int] = SIZE_OPTION,
+    model: str = opt.MODEL,
     uncertainty: bool = typer.Option(False, help="also write an uncertainty map (.uncertainty.png) per image"),
     batch_size: Optional[int] = typer.Option(None, help="images per forward pass", show_default="4"),
-    dask_address: Optional[str] = DASK_OPTION,
-    workers: int = WORKERS_OPTION,
+    dask_address: Optional[str] = opt.DASK,
+    workers: int = opt.WORKERS,
     review: bool = typer.Option(True, help="thumbnails, previews and the run's review page under DEST/_reports/<run>/"),
     only_rejected: bool = typer.Option(False, help="only the items curators rejected (decisions imported with `colorize review import`)"),
     compare_with: Optional[str] = typer.Option(
         None, help="when done, compare with this version's outputs in DEST: a model version (colorizer/3) or 'previous'"
     ),
-    credentials: bool = CREDENTIALS_OPTION,
+    credentials: bool = opt.CREDENTIALS,
     hints: Optional[str] = typer.Option(
         None,
         help="curators' colour hints (JSON): a path, any fsspec URL, or 'imported' (the last `review import` into DEST); hinted outputs go beside the automatic ones",
     ),
-    storage_options: Optional[str] = STORAGE_OPTION,
-    as_json: bool = JSON_OPTION,
+    storage_options: Optional[str] = opt.STORAGE,
+    as_json: bool = opt.JSON,
+    look: dict = None,
 ) -> None:
     """Colorize a whole collection; exit status 0 when every item is done, 3 when some failed (they are
     listed, and recorded in the manifest), 2 for a usage error, 1 when a service is unreachable."""
-    use_storage_options(storage_options)
     if compare_with not in (None, "previous"):
         from tasks.model_names import output_folder
 
         compare_with = output_folder(compare_with, "--compare-with")
-    options = given(decode=decode, temperature=temperature, top_k=top_k, upsample=upsample, size=size) | {"uncertainty": uncertainty}
-    s = _restore(source, dest, model, options, batch_size,
+    s = _restore(source, dest, model, look | {"uncertainty": uncertainty}, batch_size,
                  dask_address, workers, review, only_rejected=only_rejected, compare_with=compare_with, credentials=credentials,
                  hints=_hints(hints, dest))  # fmt: skip
     _report(s, as_json)
@@ -163,17 +139,14 @@ def _report(s, as_json: bool = False) -> None:
 
 @app.command()
 @clear_errors
+@opt.look_options
 def image(
     src: str = typer.Argument(..., help="one image"),
     out: str = typer.Argument(..., help="the colorized image"),
-    model: str = MODEL_OPTION,
-    decode: Optional[str] = DECODE_OPTION,
-    temperature: Optional[float] = T_OPTION,
-    top_k: Optional[int] = K_OPTION,
-    upsample: Optional[str] = UPSAMPLE_OPTION,
-    size: Optional[int] = SIZE_OPTION,
-    credentials: bool = CREDENTIALS_OPTION,
-    as_json: bool = JSON_OPTION,
+    model: str = opt.MODEL,
+    credentials: bool = opt.CREDENTIALS,
+    as_json: bool = opt.JSON,
+    look: dict = None,
 ) -> None:
     """Colorize one file with the same model, decode and path as `restore`, without a cluster or a flow."""
     from tasks.checks import check_source, check_url
@@ -183,8 +156,7 @@ def image(
     tracking_reachable()
     from tasks.restore_worker import colorize_one
 
-    options = given(decode=decode, temperature=temperature, top_k=top_k, upsample=upsample, size=size)
-    ref = colorize_one(src, out, model, options, credentials)
+    ref = colorize_one(src, out, model, look, credentials)
     result = {"output": out, "model": f"models:/{ref.name}/{ref.version}", "sha256": ref.sha256}
     show(result, as_json, lambda r: f"{out} (model {r['model']})")
 
@@ -194,7 +166,7 @@ def image(
 def run(
     source: str = typer.Option(SAMPLES, help="collection to restore", show_default="the sample collection"),
     dest: Optional[str] = typer.Option(None, help="where the results go", show_default="<state>/restored"),
-    as_json: bool = JSON_OPTION,
+    as_json: bool = opt.JSON,
 ) -> None:
     """The main job on embedded defaults: restore a collection with the champion model (the bundled
     default model when the registry has none), local folders as object storage, MLflow on SQLite,

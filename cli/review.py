@@ -6,14 +6,8 @@ from typing import Optional
 
 import typer
 
-from cli.common import (
-    JSON_OPTION,
-    STORAGE_OPTION,
-    app,
-    clear_errors,
-    show,
-    use_storage_options,
-)
+from cli import options as opt
+from cli.common import app, clear_errors, show
 
 
 @app.command()
@@ -25,15 +19,14 @@ def compare(
         "--models",
         help="the two versions, each a model version (colorizer/3) or its folder under DEST: --models colorizer/3 --models colorizer/4",
     ),
-    storage_options: Optional[str] = STORAGE_OPTION,
-    as_json: bool = JSON_OPTION,
+    storage_options: Optional[str] = opt.STORAGE,
+    as_json: bool = opt.JSON,
 ) -> None:
     """A page of the items both versions colorized, side by side, most changed first."""
     from tasks.checks import check_source
     from tasks.model_names import output_folder
     from tasks.review import rows_of_versions
 
-    use_storage_options(storage_options)
     check_source(dest, "destination")
     folders = [output_folder(m, "--models") for m in models]
     rows_of_versions(dest, folders)  # an unknown version is a one-line error before any flow starts
@@ -47,8 +40,8 @@ def compare(
 @clear_errors
 def verify(
     target: str = typer.Argument(..., help="one output file, or a restoration destination (every output under it)"),
-    storage_options: Optional[str] = STORAGE_OPTION,
-    as_json: bool = JSON_OPTION,
+    storage_options: Optional[str] = opt.STORAGE,
+    as_json: bool = opt.JSON,
 ) -> None:
     """Read the Content Credentials of outputs: valid / untrusted / invalid / missing per item, with the
     model and version each names; only signers of the archive's trust anchors are valid
@@ -56,7 +49,6 @@ def verify(
     from tasks.checks import check_source
     from tasks.verification import verify_outputs
 
-    use_storage_options(storage_options)
     check_source(target, "target")
     out = verify_outputs(target)  # no flow: the answer comes without a Prefect API to start
     if as_json:
@@ -87,7 +79,7 @@ app.add_typer(review_app, name="review")
 def review_serve(
     dest: str = typer.Argument(..., help="a restoration destination (its review pages are served)"),
     port: int = typer.Option(8765, help="port on 127.0.0.1 (0: any free one)"),
-    storage_options: Optional[str] = STORAGE_OPTION,
+    storage_options: Optional[str] = opt.STORAGE,
 ) -> None:
     """Serve DEST's review pages on 127.0.0.1 with their colour tool: hints placed on an item redraw its
     preview by the run's own model and settings. Ctrl-C stops it."""
@@ -95,7 +87,6 @@ def review_serve(
     from tasks.review_server import serve
     from tasks.storage import filesystem, join
 
-    use_storage_options(storage_options)
     check_source(dest, "destination")
     server = serve(dest, port)
     base = f"http://127.0.0.1:{server.server_address[1]}"
@@ -117,15 +108,14 @@ def review_serve(
 def review_import(
     decisions: str = typer.Argument(..., help="decisions (JSON or CSV) or hints (JSON) exported from a review page"),
     dest: str = typer.Argument(..., help="the destination they are about"),
-    storage_options: Optional[str] = STORAGE_OPTION,
-    as_json: bool = JSON_OPTION,
+    storage_options: Optional[str] = opt.STORAGE,
+    as_json: bool = opt.JSON,
 ) -> None:
     """Record curators' decisions as Parquet under DEST/_decisions/ (`restore --only-rejected` reads them),
     or their colour hints under DEST/_hints/ (`restore --hints imported` reads the latest)."""
     from tasks.checks import check_source
     from tasks.decisions import import_review_export
 
-    use_storage_options(storage_options)
     check_source(decisions, "decisions file")
     check_source(dest, "destination")
     out = import_review_export(decisions, dest)  # no flow: no Prefect API to start

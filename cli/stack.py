@@ -6,9 +6,7 @@ from typing import Optional
 
 import typer
 
-from cli.common import (
-    app,
-)
+from cli.common import app
 
 stack_app = typer.Typer(help="The local stack: Prefect server, MLflow server, SeaweedFS S3, Dask scheduler and 2 workers.")
 app.add_typer(stack_app, name="stack")

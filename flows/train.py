@@ -12,7 +12,7 @@ from colorize_core.models import ModelConfig
 from colorize_core.train import TrainConfig
 from tasks.registry import resolve
 from tasks.tracking import configure_mlflow, state_dir
-from tasks.train import register, start_run, train_model
+from tasks.train import TrainJob, register, start_run, train_model
 
 
 @flow(name="train", log_prints=True)
@@ -41,5 +41,6 @@ def train_flow(
     run_id = start_run(params, run_name=f"{model.arch}-{time.strftime('%Y%m%d-%H%M%S')}")
     checkpoint_dir = checkpoint_dir or os.path.join(state_dir(), "checkpoints", run_id)
     init_dir = resolve(init_model).directory if init_model else None
-    pkg, stats = train_model(shards, bins, model, train, checkpoint_dir, resume, run_id, init_dir, nproc)
+    job = TrainJob(shards, bins, model, train, checkpoint_dir, resume, init_dir)
+    pkg, stats = train_model(job, run_id, nproc)
     return register(pkg, stats, run_id, model_name)

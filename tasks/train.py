@@ -74,50 +74,44 @@ def initial_state(init_dir: str | None, bins: BinSet, model_cfg: ModelConfig) ->
     return pkg.model.state_dict()
 
 
-def run_training(
-    shards: str,
-    bins_url: str,
-    model_cfg: ModelConfig,
-    cfg: TrainConfig,
-    checkpoint_dir: str,
-    resume: str | None,
-    run_id: str | None,
-    init_dir: str | None = None,
-):
-    bins = load_bins(bins_url)
+@dataclasses.dataclass(frozen=True)
+class TrainJob:
+    """What one training run reads and where it keeps its checkpoints: the same in this process and
+    in each torchrun rank (which gets it as JSON)."""
+
+    shards: str
+    bins_url: str
+    model_cfg: ModelConfig
+    cfg: TrainConfig
+    checkpoint_dir: str
+    resume: str | None = None
+    init_dir: str | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainJob:
+        return cls(**dict(d, model_cfg=ModelConfig(**d["model_cfg"]), cfg=train_config_from_dict(d["cfg"])))
+
+
+def run_training(job: TrainJob, run_id: str | None):
+    bins = load_bins(job.bins_url)
     hooks = MlflowHooks(run_id) if run_id else Hooks()
-    init = initial_state(init_dir, bins, model_cfg)
-    return bins, train(bins, committed_shards(shards), open_url, model_cfg, cfg, checkpoint_dir, resume, hooks, init)
+    init = initial_state(job.init_dir, bins, job.model_cfg)
+    shards = committed_shards(job.shards)
+    return bins, train(bins, shards, open_url, job.model_cfg, job.cfg, job.checkpoint_dir, job.resume, hooks, init)
 
 
 @task(cache_policy=NONE)
-def train_model(
-    shards: str,
-    bins_url: str,
-    model_cfg: ModelConfig,
-    cfg: TrainConfig,
-    checkpoint_dir: str,
-    resume: str | None,
-    run_id: str,
-    init_dir: str | None = None,
-    nproc: int = 1,
-) -> tuple[ColorizerPackage, dict]:
+def train_model(job: TrainJob, run_id: str, nproc: int = 1) -> tuple[ColorizerPackage, dict]:
     """Training in this process, or data-parallel in `nproc` processes (gloo on CPU, NCCL on GPUs;
     rank 0 logs and saves); returns the package of the best model and the run's figures."""
     if nproc <= 1:
-        bins, result = run_training(shards, bins_url, model_cfg, cfg, checkpoint_dir, resume, run_id, init_dir)
+        bins, result = run_training(job, run_id)
         return ColorizerPackage(result.model.cpu(), bins, DecodeConfig()), result.stats()
     out = tempfile.mkdtemp(prefix="colorize-ddp-")
-    spec = {
-        "shards": shards,
-        "bins": bins_url,
-        "model": dataclasses.asdict(model_cfg),
-        "train": dataclasses.asdict(cfg),
-        "checkpoint_dir": checkpoint_dir,
-        "resume": resume,
-        "init": init_dir,
-        "out": out,
-    }
+    spec = {"job": job.to_dict(), "out": out}
     cmd = [
         sys.executable,
         "-m",

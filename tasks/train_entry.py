@@ -10,11 +10,9 @@ import torch
 import torch.distributed as dist
 
 from colorize_core.decoding import DecodeConfig
-from colorize_core.models import ModelConfig
 from colorize_core.package import ColorizerPackage, save_package
-from colorize_core.train import train_config_from_dict
 from tasks.tracking import configure_mlflow
-from tasks.train import run_training
+from tasks.train import TrainJob, run_training
 
 
 def main(spec: dict) -> None:
@@ -26,10 +24,7 @@ def main(spec: dict) -> None:
     run_id = os.environ.get("MLFLOW_RUN_ID") if rank == 0 else None
     if run_id:
         configure_mlflow()
-    bins, result = run_training(
-        spec["shards"], spec["bins"], ModelConfig(**spec["model"]), train_config_from_dict(spec["train"]),
-        spec["checkpoint_dir"], spec.get("resume"), run_id, spec.get("init"),
-    )  # fmt: skip
+    bins, result = run_training(TrainJob.from_dict(spec["job"]), run_id)
     out = spec["out"]
     torch.save({k: v.cpu() for k, v in result.model.state_dict().items()}, os.path.join(out, f"rank{rank}.pt"))
     if rank == 0:

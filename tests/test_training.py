@@ -104,17 +104,10 @@ def test_ddp_two_processes_keep_identical_weights(photo_shards, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     cfg = TrainConfig(steps=3, batch_size=2, val_every=1000, checkpoint_every=1000, loader_workers=0, augment=AUG)
-    import dataclasses
+    from tasks.train import TrainJob
 
-    spec = {
-        "shards": str(photo_shards),
-        "bins": str(photo_shards / "bins.npz"),
-        "model": {"arch": "tiny", "q": 313},
-        "train": dataclasses.asdict(cfg),
-        "checkpoint_dir": str(tmp_path / "ck"),
-        "resume": None,
-        "out": str(out),
-    }
+    job = TrainJob(str(photo_shards), str(photo_shards / "bins.npz"), ModelConfig("tiny"), cfg, str(tmp_path / "ck"))
+    spec = {"job": job.to_dict(), "out": str(out)}
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
     subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "tasks.train_entry", json.dumps(spec)],
