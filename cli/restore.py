@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from typing import Optional
 
@@ -10,7 +9,6 @@ import typer
 
 from cli import options as opt
 from cli.common import DEFAULT_MODEL, ITEMS_FAILED, app, clear_errors, given, show, tracking_reachable
-from tasks.state import apply_embedded_defaults, prefect_database_missing, setup_lock
 
 SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "samples", "collection")  # package data of the wheel
 
@@ -72,48 +70,21 @@ def _hints(url: Optional[str], dest: str):
 
 
 def _restore(source, dest, model, options: dict, batch_size=None, dask_address=None, workers=2, review=True, **flow_options):
-    """Wrong arguments are found before anything starts; then the temporary Prefect API starts on a
-    thread while the flow module loads and the model is resolved (flows.restore.restore_collection)."""
+    """Wrong arguments are found first; then the local cluster starts (its workers importing the
+    restore worker), the temporary Prefect API having started with the verb, both while the flow
+    module loads and the model is resolved (flows.restore.restore_collection)."""
     from tasks.checks import check_dest, check_source
+    from tasks.cluster import cluster_for
+    from tasks.temporary_api import temporary_api_ready
 
     check_source(source)
     check_dest(source, dest)
     tracking_reachable()
-    api = _PrefectApiInBackground()
+    cluster = cluster_for(source, dask_address, workers, preload=("tasks.restore_worker",))
     from flows.restore import restore_collection
 
-    return restore_collection(source, dest, model, options, dask_address, workers, api.join, review=review,
+    return restore_collection(source, dest, model, options, cluster, dask_address, workers, temporary_api_ready, review=review,
                               **given(batch_size=batch_size), **flow_options)  # fmt: skip
-
-
-class _PrefectApiInBackground:
-    """The temporary Prefect API (when no server is configured) starts on a thread now, its start-up
-    overlapping ours; the flow finds it running. `join` waits for it and raises what the start raised.
-    When we fail first, Prefect's exit hook stops the half-started server under the thread; what the
-    thread then raises is kept, never printed, since nobody joins it."""
-
-    def __init__(self) -> None:
-        import threading
-
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._start, daemon=True, name="prefect-api-start")
-        self.thread.start()
-
-    def _start(self) -> None:
-        try:
-            if not os.environ.get("PREFECT_API_URL"):
-                from prefect.server.api.server import SubprocessASGIServer
-
-                first = prefect_database_missing(apply_embedded_defaults())
-                with setup_lock("prefect-database") if first else contextlib.nullcontext():  # its migrations run once
-                    SubprocessASGIServer().start()
-        except BaseException as e:  # noqa: BLE001 - handed to join()
-            self.error = e
-
-    def join(self) -> None:
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
 
 
 def _report(s, as_json: bool = False) -> None:

@@ -20,8 +20,9 @@ from tasks.credentials import signing_identity
 from tasks.decisions import rejected
 from tasks.iiif import write_iiif
 from tasks.lease import Lease
+from tasks.model_ref import ModelRef
 from tasks.preprocess import list_sources
-from tasks.registry import DEFAULT_MODEL_URI, ModelRef, resolve_model
+from tasks.registry import DEFAULT_MODEL_URI, resolve_model
 from tasks.restore_report import RestoreSummary, publish_report
 from tasks.restore_runs import (
     RestorePlan,
@@ -37,7 +38,6 @@ from tasks.restore_runs import (
 from tasks.restore_worker import RestoreJob, load_hints, warm_worker
 from tasks.review import write_run_review
 from tasks.state import state_dir
-from tasks.storage import any_file
 
 plan = task(plan_restore, name="plan_restore", retries=2, retry_delay_seconds=3, cache_policy=NONE)
 
@@ -47,26 +47,27 @@ def restore_collection(
     dest: str,
     model: str,
     options: dict,
+    cluster: ClusterInBackground | None = None,
     dask_address: str | None = None,
     n_workers: int = 2,
     api_ready: Callable[[], None] = lambda: None,
     **flow_options,
 ) -> RestoreSummary:
-    """The command line's way in, its arguments checked: the model is resolved and the plan made once,
-    then the local cluster starts and loads the model on its workers while the Prefect API starts
-    (`api_ready` waits for it), and the flow runs with what was resolved. `options`: the user's
-    colorization options (`ColorizeConfig.from_options`)."""
-    ref = resolve_model(model)
-    p = RestorePlan.of(source, dest, ref, ColorizeConfig.from_options(read_decode(ref.directory), **options))
-    own_cluster = not (dask_address or os.environ.get("COLORIZE_DASK_ADDRESS")) and any_file(source)
-    background = ClusterInBackground(n_workers, functools.partial(warm_worker, ref, p.cfg.size)) if own_cluster else None
+    """The command line's way in, its arguments checked and its local `cluster` (if it has one)
+    already starting: the model is resolved and the plan made once, the workers load the model while
+    the Prefect API finishes starting (`api_ready` waits for it), and the flow runs with what was
+    resolved. `options`: the user's colorization options (`ColorizeConfig.from_options`)."""
     try:
-        address = dask_address or (background.address if background else None)
+        ref = resolve_model(model)
+        p = RestorePlan.of(source, dest, ref, ColorizeConfig.from_options(read_decode(ref.directory), **options))
+        if cluster:
+            cluster.warm(functools.partial(warm_worker, ref, p.cfg.size))
         api_ready()
+        address = dask_address or (cluster.address if cluster else None)
         return restore_flow(source, dest, model=ref, colorize=p.cfg, dask_address=address, n_workers=n_workers, **flow_options)
     finally:
-        if background:
-            background.close()
+        if cluster:
+            cluster.close()
 
 
 @flow(name="restore", log_prints=True)

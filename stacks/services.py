@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from tasks.cluster import free_port
+from tasks.ports import free_port
 
 
 @dataclass

@@ -7,13 +7,13 @@ import contextlib
 import itertools
 import logging
 import os
-import socket
 import threading
 from typing import Any, Callable, Iterable, Iterator
 
 import dask
 from distributed import Client, LocalCluster, as_completed
 
+from tasks.ports import free_port
 from tasks.state import environ_kept
 
 # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also stops glibc from raising its
@@ -93,12 +93,13 @@ def _silence_distributed() -> None:
     logging.getLogger("distributed").setLevel(logging.CRITICAL)
 
 
-def local_cluster(n_workers: int, processes: bool = True, scheduler_port: int = 0) -> LocalCluster:
+def local_cluster(n_workers: int, processes: bool = True, scheduler_port: int = 0, preload: tuple[str, ...] = ()) -> LocalCluster:
     """The project's LocalCluster: one thread a worker, no dashboard, the workers' settings above.
 
     The nanny writes the workers' settings into this process's environment to spawn them, and leaves
     them there: torch first imported here afterwards would run one thread (OMP_NUM_THREADS=1), and so
-    would every subprocess. They are put back once the workers are up."""
+    would every subprocess. They are put back once the workers are up. `preload`: modules each worker
+    imports as it starts, before any task arrives."""
     env = worker_environ()
     with environ_kept(env), dask.config.set({"distributed.nanny.pre-spawn-environ": env, **CLUSTER_CONFIG}):
         return LocalCluster(
@@ -108,6 +109,7 @@ def local_cluster(n_workers: int, processes: bool = True, scheduler_port: int = 
             scheduler_port=scheduler_port,
             dashboard_address=None,
             silence_logs=logging.ERROR,
+            **({"preload": list(preload)} if preload else {}),
         )
 
 
@@ -137,38 +139,50 @@ def map_as_completed(client: Client, fn: Callable, jobs: Iterable[tuple], window
             submit(window - queue.count())
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def cluster_for(source: str, dask_address: str | None, n_workers: int, preload: tuple[str, ...] = ()) -> ClusterInBackground | None:
+    """A local cluster, started now, for a run over `source`: none when the run is given a cluster's
+    address or the source is empty (nothing to distribute)."""
+    from tasks.storage import any_file
+
+    if dask_address or os.environ.get("COLORIZE_DASK_ADDRESS") or not any_file(source):
+        return None
+    return ClusterInBackground(n_workers, preload)
 
 
 class ClusterInBackground:
-    """A LocalCluster of worker processes started on a thread, each worker warmed by `warm()` (the
-    model loaded), while the caller goes on with other start-up work (the Prefect API, the registry).
-    Its address is known at once (a port chosen up front); a client connecting early waits for the
-    scheduler."""
+    """A LocalCluster of worker processes started on a thread, its workers importing `preload` as they
+    start, while the caller goes on with other start-up work (its own imports, the registry, the
+    Prefect API). Its address is known at once (a port chosen up front); a client connecting early
+    waits for the scheduler. `warm(fn)` runs `fn` on every worker once they are up (the model loaded
+    before the first batch), on a thread of its own."""
 
-    def __init__(self, n_workers: int, warm: Callable[[], object] | None = None):
+    def __init__(self, n_workers: int, preload: tuple[str, ...] = ()):
         self.address = f"tcp://127.0.0.1:{free_port()}"
         self.cluster: LocalCluster | None = None
         self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._start, args=(n_workers, warm), daemon=True, name="cluster-start")
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._start, args=(n_workers, preload), daemon=True, name="cluster-start")]
+        self._threads[0].start()
 
-    def _start(self, n_workers: int, warm: Callable[[], object] | None) -> None:
+    def _start(self, n_workers: int, preload: tuple[str, ...]) -> None:
         try:
             logging.getLogger("distributed").setLevel(logging.WARNING)
-            port = int(self.address.rsplit(":", 1)[1])
-            self.cluster = local_cluster(n_workers, scheduler_port=port)
-            if warm is not None:
-                with Client(self.cluster, set_as_default=False) as client:
-                    client.run(warm)
+            self.cluster = local_cluster(n_workers, scheduler_port=int(self.address.rsplit(":", 1)[1]), preload=preload)
         except BaseException as e:  # reported by close(); the flow's own client fails with a clear timeout meanwhile
             self.error = e
 
+    def warm(self, fn: Callable[[], object]) -> None:
+        def run() -> None:
+            self._threads[0].join()
+            if self.cluster is not None:
+                with contextlib.suppress(Exception), Client(self.cluster, set_as_default=False) as client:
+                    client.run(fn)  # a worker that fails here fails its first batch with the reason
+
+        self._threads.append(threading.Thread(target=run, daemon=True, name="cluster-warm"))
+        self._threads[-1].start()
+
     def close(self) -> None:
-        self._thread.join()
+        for t in self._threads:
+            t.join()
         if self.cluster is not None:
             with Client(self.cluster, set_as_default=False) as client:
                 quiet_workers(client)

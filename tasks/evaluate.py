@@ -19,8 +19,9 @@ from colorize_core.evaluation import Sample, evaluate, predicted, samples, stand
 from colorize_core.package import load_package
 from tasks import logger
 from tasks.model_list import PRIMARY  # the model package's own decode: what restore uses
+from tasks.model_ref import ModelRef
 from tasks.preprocess import committed_shards
-from tasks.registry import ModelRef, register_package
+from tasks.registry import register_package
 from tasks.storage import open_url
 
 

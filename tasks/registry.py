@@ -10,7 +10,6 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -21,7 +20,7 @@ from prefect.cache_policies import NONE
 
 from colorize_core.package import ColorizerPackage, load_package, package_checksum, save_package
 from tasks.checks import ModelMismatch
-from tasks.layout import version_folder
+from tasks.model_ref import ModelRef
 from tasks.state import setup_lock
 from tasks.tracking import configure_mlflow, state_dir, tracking_uri
 
@@ -32,27 +31,6 @@ PACKAGE_TAG = "package_sha256"  # on every registered version: what a local copy
 BUNDLED_TAG = "bundled_sha256"  # on a bundled default's version: the shipped folder it came from
 BUNDLED_MODEL_DIR = str(Path(__file__).resolve().parents[1] / "colorize_core" / "default_model")
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """A model resolved on the client: a verified local copy of its package, its registry name and
-    version, and its identity (the checksum of the package's files)."""
-
-    uri: str
-    directory: str
-    name: str
-    version: str
-    sha256: str
-
-    @property
-    def prefix(self) -> str:
-        return version_folder(self.name, self.version)
-
-    @property
-    def exact_uri(self) -> str:
-        """This very version, whatever an alias points at later (a package folder stays itself)."""
-        return f"models:/{self.name}/{self.version}" if self.uri.startswith("models:/") else self.directory
 
 
 def log_package(pkg: ColorizerPackage, registered_name: str | None = None) -> tuple[str, str | None]:

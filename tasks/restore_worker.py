@@ -26,7 +26,7 @@ from colorize_core.writer import encode_output, jpeg_bytes, output_format, previ
 from tasks.credentials import CredentialSigner, SigningIdentity, ingredient_of, signing_identity
 from tasks.layout import DestLayout, KeyEscapeError
 from tasks.manifest import ManifestRow
-from tasks.registry import ModelRef, resolve_model
+from tasks.model_ref import ModelRef
 from tasks.state import state_dir
 from tasks.storage import LinkEscapeError, WriteBehind, atomic_write, exists, join, read_ahead, read_bytes, retrying
 
@@ -231,6 +231,8 @@ def colorize_one(src: str, out: str, model: str, options: dict, sign: bool = Tru
     """One file, by the same path as a batch of a restore run, in this process (no cluster, no flow):
     the model resolved, the user's options (`ColorizeConfig.from_options`) on its decode; returns the
     model it used."""
+    from tasks.registry import resolve_model  # in the client only: a worker is handed the resolved ModelRef
+
     ref = resolve_model(model)
     signing = signing_identity(state_dir()) if sign else None
     torch.set_num_threads(int(os.environ.get("COLORIZE_WORKER_THREADS", "1")))  # see _load

@@ -49,7 +49,7 @@ def _env(tmp_path, **extra):
 
 def test_object_storage_down_for_ten_seconds_mid_run(tmp_path, package):
     from stacks.services import start_seaweedfs
-    from tasks.cluster import free_port
+    from tasks.ports import free_port
     from tests.s3 import BUCKET, KEY, S3, SECRET
 
     port, data = free_port(), tmp_path / "weed"

@@ -24,7 +24,7 @@ from PIL import Image
 
 from stacks.production import Ports, backup, compose_text, load_secrets, production_down, production_up
 from stacks.services import pid_alive
-from tasks.cluster import free_port
+from tasks.ports import free_port
 from tasks.state import environ_kept
 from tests.test_stack_e2e import last_json, mlflow_client, training_photos_and_pipeline
 

@@ -268,7 +268,7 @@ def test_an_object_store_output_is_created_once_and_never_replaced(s3):
 def test_verify_answers_without_prefect(tmp_path, cli_env):
     """`colorize verify FILE` runs no flow: with the Prefect API set to a port where nothing listens,
     it still answers, and quickly."""
-    from tasks.cluster import free_port
+    from tasks.ports import free_port
 
     src = REPO / "cli" / "samples" / "collection" / sorted(os.listdir(REPO / "cli" / "samples" / "collection"))[0]
     env = cli_env | {"PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"}

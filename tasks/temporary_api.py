@@ -1,0 +1,100 @@
+"""Prefect's temporary local API, started by the project when no server is configured.
+
+It is what Prefect's own ephemeral mode starts (uvicorn on `prefect.server.api.server:create_app`,
+UI off), but launched as the command's first act and without importing Prefect's server into this
+process: that import (about 2 s) held the interpreter lock against the command's own start-up, and
+the server is only waited for when the first flow needs it. PREFECT_API_URL is set at once, so the
+flows, their settings and the workers all find this server. It stops when the command exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from tasks.ports import free_port
+from tasks.state import prefect_database_missing, setup_lock, state_dir
+
+STARTUP_TIMEOUT = 120  # s: a first start runs the database's migrations
+
+
+def _ends_with_parent() -> None:
+    """In the server's process before it starts: Linux sends it SIGTERM when the command dies, even by
+    SIGKILL, when no exit hook runs (elsewhere the exit hook alone stops it)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class TemporaryApi:
+    def __init__(self, home: Path):
+        self.url = f"http://127.0.0.1:{free_port()}/api"
+        self.log = state_dir() / "logs" / "prefect-api.log"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self._setup = contextlib.ExitStack()  # held until the first start's migrations are done
+        if prefect_database_missing(home):
+            self._setup.enter_context(setup_lock("prefect-database"))
+        prefect_dir = Path(importlib.util.find_spec("prefect").origin).parent
+        env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+        env |= {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+        port = self.url.rsplit(":", 1)[1].split("/")[0]
+        cmd = [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect_dir.parent), "--factory", "prefect.server.api.server:create_app",
+               "--host", "127.0.0.1", "--port", port, "--log-level", "error", "--lifespan", "on"]  # fmt: skip
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            preexec_fn=_ends_with_parent)  # fmt: skip
+        atexit.register(self.stop)
+        os.environ["PREFECT_API_URL"] = self.url
+        self.ready = False
+
+    def wait(self) -> None:
+        """Returns once the API answers; a server that exits or never answers is an error naming its log."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        try:
+            while not self.ready:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"the temporary Prefect API exited with status {self.process.returncode}; see {self.log}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the temporary Prefect API did not answer within {STARTUP_TIMEOUT} s; see {self.log}")
+                with contextlib.suppress(OSError):
+                    with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
+                        self.ready = r.status == 200
+                if not self.ready:
+                    time.sleep(0.1)
+        finally:
+            self._setup.close()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+_api: TemporaryApi | None = None
+
+
+def start_temporary_api(home: Path) -> TemporaryApi | None:
+    """The temporary API, started once per process; None when a Prefect server is configured."""
+    global _api
+    if _api is None and not os.environ.get("PREFECT_API_URL"):
+        _api = TemporaryApi(home)
+    return _api
+
+
+def temporary_api_ready() -> None:
+    """Waits for the temporary API if this process started one."""
+    if _api is not None:
+        _api.wait()
