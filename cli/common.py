@@ -28,12 +28,12 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 _debug = False
 _runs_flows = False
 _verb = None
+OWN_API = ("restore", "run")  # verbs that start the temporary API as soon as their arguments are checked
 DEFAULT_MODEL = "models:/colorizer@champion"
 ITEMS_FAILED = 3  # exit status of a run that finished with failed items (2: usage error, 1: a service unreachable)
 
 
 NO_FLOW = (None, "stack", "train-settings", "image", "verify", "review", "models")  # verbs that answer without Prefect
-WAIT_AT_FLOW = ("restore", "run")  # verbs that start their cluster while the temporary API starts
 
 
 @app.callback()
@@ -48,21 +48,15 @@ def main(ctx: typer.Context, debug: bool = typer.Option(False, "--debug", help="
 
 
 def _flow_settings() -> contextlib.AbstractContextManager:
-    """For a verb that runs flows, once its arguments are read: with no Prefect server configured, the
-    temporary API starts now (tasks.temporary_api); restore and run wait for it only when their flow
-    starts, the others at once. Nobody reads flow heartbeats there, so they are off; its first start
-    says why it waits."""
+    """For a verb that runs flows, once its arguments are read (Prefect is not imported before): the
+    temporary API has nobody to read flow heartbeats, so they are off; its first start says why it waits.
+    restore and run start that API themselves, before Prefect is imported (tasks.temporary_api)."""
     if not _runs_flows or os.environ.get("PREFECT_API_URL"):
         return contextlib.nullcontext()
-    from tasks.temporary_api import start_temporary_api, temporary_api_ready
-
     home = apply_embedded_defaults()
     if prefect_database_missing(home):
         typer.echo(f"Prefect: no server configured; preparing the temporary local API's database in {home} (first run only)", err=True)
-    start_temporary_api(home)
-    if _verb not in WAIT_AT_FLOW:
-        temporary_api_ready()
-    return without_flow_heartbeats()
+    return contextlib.nullcontext() if _verb in OWN_API else without_flow_heartbeats()
 
 
 THIRD_PARTY_LOGGERS = ("mlflow", "alembic", "py.warnings", "distributed", "numba")

@@ -156,6 +156,7 @@ def evaluate(
     prior-mean baselines; with --fit-decoder, the fitted decode becomes the model's default."""
     from flows.evaluate import evaluate_flow
     from tasks.checks import check_source
+    from tasks.evaluate import evaluation_table
 
     check_source(shards, "shards")
     tracking_reachable()
@@ -165,17 +166,6 @@ def evaluate(
     typer.echo(evaluation_table(out["results"]))
     if out.get("fitted"):
         typer.echo(f"fitted decode {json.dumps(out['fitted']['decode'])}: registered as {out['fitted']['model']}")
-
-
-def evaluation_table(results: dict[str, dict]) -> str:
-    head = f"{'':30s} {'AuC':>7s} {'AuC rb':>7s} {'PSNR':>6s} {'colour':>7s} {'delta C':>8s} {'|dC|':>6s}"
-    lines = [head]
-    for k, v in results.items():
-        lines.append(
-            f"{k:30s} {v['auc']:7.4f} {v['auc_rebalanced']:7.4f} {v['psnr']:6.2f} {v['colourfulness']:7.1f} "
-            f"{v['delta_colourfulness']:+8.1f} {v.get('abs_delta_colourfulness', float('nan')):6.1f}"
-        )
-    return "\n".join(lines)
 
 
 @app.command()
@@ -213,24 +203,10 @@ def models_cmd(
 ) -> None:
     """The registered model versions: URI, aliases, figures (rebalanced AuC, PSNR), when, from what."""
     tracking_reachable()
-    from tasks.model_list import list_versions
+    from tasks.model_list import list_versions, versions_table
 
     rows = list_versions(name)
-    show(rows, as_json, _versions_table)
-
-
-def _versions_table(rows: list[dict]) -> str:
-    if not rows:
-        return "no model is registered yet (the first `colorize run` registers the bundled one)"
-    lines = [f"{'model':22s} {'aliases':14s} {'AuC rb':>7s} {'PSNR':>6s} {'created':20s} source"]
-    for r in rows:
-        m = r["metrics"]
-        auc, psnr = m.get("auc_rebalanced"), m.get("psnr")
-        lines.append(
-            f"{r['uri']:22s} {','.join(r['aliases']) or '-':14s} {f'{auc:.4f}' if auc is not None else '-':>7s} "
-            f"{f'{psnr:.2f}' if psnr is not None else '-':>6s} {r['created']:20s} {r['source']}"
-        )
-    return "\n".join(lines)
+    show(rows, as_json, versions_table)
 
 
 @app.command()

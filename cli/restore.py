@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Optional
 
@@ -9,6 +10,7 @@ import typer
 
 from cli import options as opt
 from cli.common import DEFAULT_MODEL, ITEMS_FAILED, app, clear_errors, given, show, tracking_reachable
+from tasks.state import apply_embedded_defaults, without_flow_heartbeats
 
 SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "samples", "collection")  # package data of the wheel
 
@@ -70,21 +72,23 @@ def _hints(url: Optional[str], dest: str):
 
 
 def _restore(source, dest, model, options: dict, batch_size=None, dask_address=None, workers=2, review=True, **flow_options):
-    """Wrong arguments are found first; then the local cluster starts (its workers importing the
-    restore worker), the temporary Prefect API having started with the verb, both while the flow
-    module loads and the model is resolved (flows.restore.restore_collection)."""
+    """Wrong arguments are found first; then the temporary Prefect API (tasks.temporary_api) and the
+    local cluster start, its workers importing the restore worker, both while the flow module loads
+    and the model is resolved (flows.restore.restore_collection)."""
     from tasks.checks import check_dest, check_source
     from tasks.cluster import cluster_for
-    from tasks.temporary_api import temporary_api_ready
+    from tasks.temporary_api import start_temporary_api
 
     check_source(source)
     check_dest(source, dest)
     tracking_reachable()
-    cluster = cluster_for(source, dask_address, workers, preload=("tasks.restore_worker",))
-    from flows.restore import restore_collection
+    api = start_temporary_api(apply_embedded_defaults())
+    with without_flow_heartbeats(api.url) if api else contextlib.nullcontext():
+        cluster = cluster_for(source, dask_address, workers, preload=("tasks.restore_worker",))
+        from flows.restore import restore_collection
 
-    return restore_collection(source, dest, model, options, cluster, dask_address, workers, temporary_api_ready, review=review,
-                              **given(batch_size=batch_size), **flow_options)  # fmt: skip
+        return restore_collection(source, dest, model, options, cluster, dask_address, workers, api.wait if api else lambda: None,
+                                  review=review, **given(batch_size=batch_size), **flow_options)  # fmt: skip
 
 
 def _report(s, as_json: bool = False) -> None:

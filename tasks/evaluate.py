@@ -138,3 +138,14 @@ def cached_evaluation(name: str, version: str, shards: str) -> dict[str, dict] |
         return None
     out = json.loads(tags["eval.results"])
     return out if PRIMARY in out and "baseline/gray" in out else None
+
+
+def evaluation_table(results: dict[str, dict]) -> str:
+    head = f"{'':30s} {'AuC':>7s} {'AuC rb':>7s} {'PSNR':>6s} {'colour':>7s} {'delta C':>8s} {'|dC|':>6s}"
+    lines = [head]
+    for k, v in results.items():
+        lines.append(
+            f"{k:30s} {v['auc']:7.4f} {v['auc_rebalanced']:7.4f} {v['psnr']:6.2f} {v['colourfulness']:7.1f} "
+            f"{v['delta_colourfulness']:+8.1f} {v.get('abs_delta_colourfulness', float('nan')):6.1f}"
+        )
+    return "\n".join(lines)

@@ -57,3 +57,17 @@ def list_versions(name: str | None = None) -> list[dict]:
             }
         )
     return rows
+
+
+def versions_table(rows: list[dict]) -> str:
+    if not rows:
+        return "no model is registered yet (the first `colorize run` registers the bundled one)"
+    lines = [f"{'model':22s} {'aliases':14s} {'AuC rb':>7s} {'PSNR':>6s} {'created':20s} source"]
+    for r in rows:
+        m = r["metrics"]
+        auc, psnr = m.get("auc_rebalanced"), m.get("psnr")
+        lines.append(
+            f"{r['uri']:22s} {','.join(r['aliases']) or '-':14s} {f'{auc:.4f}' if auc is not None else '-':>7s} "
+            f"{f'{psnr:.2f}' if psnr is not None else '-':>6s} {r['created']:20s} {r['source']}"
+        )
+    return "\n".join(lines)

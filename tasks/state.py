@@ -50,14 +50,15 @@ def apply_embedded_defaults() -> Path:
     return home
 
 
-def without_flow_heartbeats() -> contextlib.AbstractContextManager:
-    """Prefect settings with flow-run heartbeats off, for flows run under the temporary local API.
-    Heartbeats let a server mark a run whose process died as crashed; the temporary API dies with the
-    process, so nobody is there to read them, and their thread, sleeping a second at a time, holds
-    every flow run (each subflow of the pipeline too) up to a second after its work is done."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+def without_flow_heartbeats(api_url: str | None = None) -> contextlib.AbstractContextManager:
+    """Prefect settings with flow-run heartbeats off, for flows run under the temporary local API
+    (at `api_url` when the project started it). Heartbeats let a server mark a run whose process died
+    as crashed; the temporary API dies with the process, so nobody is there to read them, and their
+    thread, sleeping a second at a time, holds every flow run (each subflow of the pipeline too) up to
+    a second after its work is done."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-    return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
+    return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None} | ({PREFECT_API_URL: api_url} if api_url else {}))
 
 
 def prefect_database_missing(home: Path) -> bool:

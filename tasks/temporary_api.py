@@ -1,10 +1,11 @@
 """Prefect's temporary local API, started by the project when no server is configured.
 
 It is what Prefect's own ephemeral mode starts (uvicorn on `prefect.server.api.server:create_app`,
-UI off), but launched as the command's first act and without importing Prefect's server into this
-process: that import (about 2 s) held the interpreter lock against the command's own start-up, and
-the server is only waited for when the first flow needs it. PREFECT_API_URL is set at once, so the
-flows, their settings and the workers all find this server. It stops when the command exits.
+UI off), but launched by restore as soon as its arguments are checked, before Prefect is imported, and
+without importing Prefect's server into this process: that import (about 2 s) held the interpreter
+lock against the command's own start-up. The server is waited for only when the flow needs it.
+PREFECT_API_URL is set at once, so subprocesses find it (`tasks.state.without_flow_heartbeats(url)`
+tells Prefect in this process). It stops when the command exits, or is killed.
 """
 
 from __future__ import annotations
@@ -92,9 +93,3 @@ def start_temporary_api(home: Path) -> TemporaryApi | None:
     if _api is None and not os.environ.get("PREFECT_API_URL"):
         _api = TemporaryApi(home)
     return _api
-
-
-def temporary_api_ready() -> None:
-    """Waits for the temporary API if this process started one."""
-    if _api is not None:
-        _api.wait()
