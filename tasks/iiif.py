@@ -15,9 +15,9 @@ import json
 import os
 import posixpath
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from iiif_prezi3 import Annotation, AnnotationBody, AnnotationPage, Choice, KeyValueString, Manifest, config
 from prefect import task
 from prefect.cache_policies import NONE
 
@@ -26,7 +26,9 @@ from tasks.layout import DestLayout
 from tasks.manifest import ManifestRow
 from tasks.storage import atomic_write, join, retrying
 
-config.configs["helpers.auto_fields.AutoLang"].auto_lang = "en"
+if TYPE_CHECKING:
+    from iiif_prezi3 import Manifest
+
 MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".tif": "image/tiff", ".tiff": "image/tiff"}
 
 
@@ -46,6 +48,17 @@ def public(url: str, dest: str, base: str) -> str:
 
 def build_manifest(rows: list[ManifestRow], dest: str, manifest_url: str, label: str, rights: str | None = None) -> Manifest:
     """A validated Presentation 3 manifest of the done items among `rows` (iiif-prezi3 checks every field)."""
+    from iiif_prezi3 import (  # a quarter second to import
+        Annotation,
+        AnnotationBody,
+        AnnotationPage,
+        Choice,
+        KeyValueString,
+        Manifest,
+        config,
+    )
+
+    config.configs["helpers.auto_fields.AutoLang"].auto_lang = "en"
     base = base_url(dest)
     mid = public(manifest_url, dest, base)
     first = next((r for r in rows if r.status in ("done", "skipped") and r.preview), None)
