@@ -2,7 +2,7 @@
 `colorize image` of a one-megapixel photo, `colorize verify` of one file and argument errors (no flow,
 so no Prefect API to start), `colorize models`; best of two each, against the targets of the issues
 and as a multiple of the bare interpreter's start, measured in the same run. Last, the fixed start of
-a restore run: two runs of 2,000 px photos, 4 and 16, on the embedded defaults; what the per-photo
+a restore run: runs of 4 and 36 photos of 2,000 px on the embedded defaults, best of two each; what the per-photo
 rate between them does not explain is the start (API, cluster, workers' model load)."""
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def main() -> bool:
 
 
 FIXED_START_TARGET = 8.0
-SIZES = (4, 16)
+SIZES = (4, 36)
 
 
 def fixed_start(root: Path, env: dict) -> bool:
@@ -85,7 +85,7 @@ def fixed_start(root: Path, env: dict) -> bool:
             img = photos[i % len(photos)]
             s = 2000 / max(img.size)
             img.resize((round(img.width * s), round(img.height * s)), Image.BICUBIC).save(src / f"{i:03d}.jpg", quality=92)
-        seconds[n] = _seconds(["restore", str(src), str(root / f"restored-{n}")], env)
+        seconds[n] = min(_seconds(["restore", str(src), str(root / f"restored-{n}-{k}")], env) for k in range(2))
     (a, b), (ta, tb) = SIZES, (seconds[SIZES[0]], seconds[SIZES[1]])
     per_photo = (tb - ta) / (b - a)
     start = ta - a * per_photo
