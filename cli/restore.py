@@ -38,7 +38,7 @@ def restore(
     ),
     storage_options: Optional[str] = opt.STORAGE,
     as_json: bool = opt.JSON,
-    look: dict = None,
+    look: Optional[dict] = None,  # the look options given, from opt.look_options
 ) -> None:
     """Colorize a whole collection; exit status 0 when every item is done, 3 when some failed (they are
     listed, and recorded in the manifest), 2 for a usage error, 1 when a service is unreachable."""
@@ -121,7 +121,7 @@ def image(
     model: str = opt.MODEL,
     credentials: bool = opt.CREDENTIALS,
     as_json: bool = opt.JSON,
-    look: dict = None,
+    look: Optional[dict] = None,  # the look options given, from opt.look_options
 ) -> None:
     """Colorize one file with the same model, decode and path as `restore`, without a cluster or a flow."""
     from tasks.checks import check_source, check_url
