@@ -177,7 +177,7 @@ def restore_batch(items: list[str], job: RestoreJob, settled: Settled) -> list[M
                 continue
             img = decode_image(data, source, job.reader)
             row.output = job.layout.output_key(job.source_root, source, img.format, row.hints)
-            if exists(row.output):
+            if retrying(lambda: exists(row.output), row.output):  # a store restarting is waited for, as every write is
                 if not made_from(row.output, row.content_hash):  # another file holds the name: it is kept,
                     row.output = job.layout.content_key(row.output, row.content_hash)  # this output goes beside it
                 remade.add(row.output)
