@@ -306,7 +306,7 @@ def main() -> bool:
         )
         diffs = []
         for p in paths[:8]:
-            a = skcolor.rgb2lab(np.asarray(Image.open(root / "dest0" / "eccv16-random-v1" / p.name).convert("RGB")))[..., 1:]
+            a = skcolor.rgb2lab(np.asarray(Image.open(Path(s.outputs) / p.name).convert("RGB")))[..., 1:]  # the flow's (its folder names the settings)
             b = skcolor.rgb2lab(np.asarray(Image.open(root / "ref" / p.name).convert("RGB")))[..., 1:]
             diffs.append(np.abs(a - b).mean())
         net_rate = float(in_worker_conditions("network", str(pkg_dir), str(root / "src"), bf16))
