@@ -4,6 +4,8 @@ import importlib
 import os
 import sys
 
+from bench.timing import capped
+
 SUITES = ["startup", "core", "preprocess", "train", "restore", "engines", "review", "hints", "gpu"]
 
 
@@ -14,17 +16,12 @@ def machine() -> str:
     from colorize_core.inference import cpu_supports_bf16
 
     name = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "unknown CPU")
-    capped = {k: os.environ[k] for k in CAPS if k in os.environ}
+    caps = capped()
     return (
         f"CPU: {name}, {os.cpu_count()} cores, torch capability {torch.backends.cpu.get_cpu_capability()}, "
         f"native bf16: {'yes' if cpu_supports_bf16() else 'no'}"
-        + (f"; instruction sets CAPPED by {', '.join(f'{k}={v}' for k, v in capped.items())} (bf16 then emulated)" if capped else "")
+        + (f"; instruction sets CAPPED by {', '.join(f'{k}={v}' for k, v in caps.items())} (bf16 then emulated)" if caps else "")
     )
-
-
-# Setting all three runs every benchmark as on a CPU without AVX-512 (torch's kernels, oneDNN's
-# convolutions, the compiled join), to measure both regimes on one machine.
-CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "NUMBA_CPU_NAME")
 
 
 def main() -> int:

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Callable
+
+# Setting all three runs every benchmark as on a CPU without AVX-512 (torch's kernels, oneDNN's
+# convolutions, the compiled join), to measure both regimes on one machine (`make bench-avx2`).
+CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "NUMBA_CPU_NAME")
+
+
+def capped() -> dict[str, str]:
+    """The instruction-set caps set for this run: bf16 is then emulated, whatever the CPU has."""
+    return {k: os.environ[k] for k in CAPS if k in os.environ}
 
 
 def best_of(fn: Callable[[], object], repeat: int = 3) -> tuple[float, object]:
