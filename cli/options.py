@@ -59,6 +59,12 @@ UPSAMPLE = typer.Option(
 SIZE = typer.Option(None, help="the network's working size", show_default="256")
 CREDENTIALS = typer.Option(True, help="sign Content Credentials (C2PA) into every output")
 MODEL_NAME = typer.Option("colorizer", help="registered model name")
+SPLIT_BY_FOLDER = typer.Option(False, help="SOURCE/train and SOURCE/val decide the split")
+BINS_METHOD = typer.Option("grid", help="grid (in-gamut cells of the data) | kmeans | canonical (the 313 reference bins)")
+ARCH = typer.Option("small", help="eccv16 | medium | small | tiny")
+TRAIN_CONFIG = typer.Option(None, help="JSON file of TrainConfig fields (nested sections as objects)")
+TRAIN_SET = typer.Option([], "--set", help="KEY=VALUE on TrainConfig, e.g. steps=8000, augment.crop=176 (see `colorize train-settings`)")
+INIT_MODEL = typer.Option(None, help="fine-tune this model version (as --model elsewhere; needs canonical bins) instead of starting from scratch")
 LOOK = {  # what makes an output look as it does: part of its identity (see tasks.outputs)
     "decode": (Optional[str], DECODE),
     "temperature": (Optional[float], TEMPERATURE),
