@@ -17,6 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from colorize_core.bins import canonical_bins
 from colorize_core.colorize import ColorizedBatch
+from colorize_core.engines import Engine
 from colorize_core.imageio import decode_image
 from colorize_core.losses import rebalanced_cross_entropy
 from colorize_core.models import Colorizer, ModelConfig
@@ -70,10 +71,10 @@ def restore_rate(arch: str, device: str, batch: int = 8, reps: int = 3) -> float
     pkg = ColorizerPackage(Colorizer(ModelConfig(arch, bins.q), torch.from_numpy(bins.centres)).eval().to(device), bins)
     paths = sorted(SAMPLES.iterdir())
     images = [decode_image(paths[i % len(paths)].read_bytes(), paths[i % len(paths)].name) for i in range(batch)]
-    bf16 = device == "cuda"
+    engine = Engine("torch", "bfloat16" if device == "cuda" else "float32")
 
     def run():
-        b = ColorizedBatch(pkg, images, bf16=bf16)
+        b = ColorizedBatch(pkg, images, engine=engine)
         for i in range(batch):
             b.colorized(i)
 

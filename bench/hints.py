@@ -47,14 +47,14 @@ def table(results: dict[int, dict[str, dict]]) -> str:
     return "\n".join(lines)
 
 
-def preview_latency(pkg, changes: int = 6) -> float:
+def preview_latency(pkg, pkg_dir: str, changes: int = 6) -> float:
     """Median seconds of one redraw of a 2,000 px photo's preview with hints, as the colour tool's
     server does it (decoded source cached, one forward pass, the preview's join, JPEG)."""
     import io
 
     from PIL import Image
 
-    from colorize_core.colorize import ColorizeConfig, ColorizedBatch, choose_precision
+    from colorize_core.colorize import ColorizeConfig, ColorizedBatch
     from colorize_core.hints import Hint
     from colorize_core.imageio import decode_image
     from colorize_core.writer import jpeg_bytes
@@ -64,18 +64,22 @@ def preview_latency(pkg, changes: int = 6) -> float:
     buf = io.BytesIO()
     Image.open(io.BytesIO(real_photo_bytes()["chelsea.png"])).convert("L").resize((2000, 1330)).save(buf, "PNG")
     img = decode_image(buf.getvalue(), "chelsea-2000.png")
-    cfg, bf16 = ColorizeConfig().resolved(pkg.decode), choose_precision(pkg, 256)[0]
+    from colorize_core.package import package_checksum
+    from tasks.engine_choice import engine_for
+
+    cfg, engine = ColorizeConfig().resolved(pkg.decode), engine_for(pkg, package_checksum(pkg_dir), 256)[0]
     times = []
     for n in range(changes + 1):
         hints = tuple(Hint(0.1 + 0.12 * i, 0.3 + 0.05 * i, 0.01, (40.0, 20.0 - 8 * i)) for i in range(n + 1))
         t0 = time.perf_counter()
-        jpeg_bytes(ColorizedBatch(pkg, [img], cfg, bf16, [hints]).preview(0, PREVIEW), quality=85)
+        jpeg_bytes(ColorizedBatch(pkg, [img], cfg, engine, [hints]).preview(0, PREVIEW), quality=85)
         times.append(time.perf_counter() - t0)
     return float(sorted(times[1:])[len(times[1:]) // 2])
 
 
 def main() -> bool:
-    pkg = load_package(os.environ.get("COLORIZE_HINT_MODEL", BUNDLED_MODEL_DIR))
+    pkg_dir = os.environ.get("COLORIZE_HINT_MODEL", BUNDLED_MODEL_DIR)
+    pkg = load_package(pkg_dir)
     classic = load_package(os.environ.get("COLORIZE_CLASSIC_MODEL", BUNDLED_MODEL_DIR))
     items, what = validation_photos()
     print(f"hints: {what}; hint network {'with' if pkg.model.cfg.hint_input else 'WITHOUT'} hint input")
@@ -90,7 +94,7 @@ def main() -> bool:
         met = dpsnr >= PSNR_MARGIN and dauc >= AUC_MARGIN
         ok &= met
         print(f"{n:2d} hints: network - classic: PSNR {dpsnr:+.2f} dB, rebalanced AuC {dauc:+.2f} (target +{PSNR_MARGIN} / +{AUC_MARGIN}, {'met' if met else 'missed'})")
-    latency = preview_latency(pkg)
+    latency = preview_latency(pkg, pkg_dir)
     print(f"colour tool: a preview redrawn with hints in {1000 * latency:.0f} ms (median of 6 changes; target under 1,000 ms)")
     ok &= latency < 1.0
     gain = results[1]["hint network"]["psnr"] - results[0]["hint network"]["psnr"]

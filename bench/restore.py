@@ -42,11 +42,11 @@ from skimage import color as skcolor
 
 from bench.timing import report
 from colorize_core.bins import canonical_bins
-from colorize_core.colorize import ColorizeConfig, ColorizedBatch, choose_precision, colorize_array, network_input
+from colorize_core.colorize import ColorizeConfig, ColorizedBatch, colorize_array, network_input
 from colorize_core.constants import AB_NORM
 from colorize_core.decoding import DecodeConfig
 from colorize_core.imageio import ReaderConfig, decode_image
-from colorize_core.inference import predict
+from colorize_core.engines import Engine, run
 from colorize_core.models import Colorizer, ModelConfig
 from colorize_core.package import ColorizerPackage, load_package, save_package
 from colorize_core.provenance import provenance
@@ -111,16 +111,16 @@ def reference_loop(net, ref, paths: list[Path], out: Path) -> None:
         Image.fromarray((np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)).save(out / p.name, quality=95)
 
 
-def network_only(model: Colorizer, bf16: bool, reps: int = 3) -> float:
+def network_only(model: Colorizer, engine: Engine, reps: int = 3) -> float:
     L = torch.rand(8, 1, 256, 256) * 100
-    predict(model, L, bf16)
+    run(model, L, engine)
     t0 = time.perf_counter()
     for _ in range(reps):
-        predict(model, L, bf16)
+        run(model, L, engine)
     return 8 * reps / (time.perf_counter() - t0)
 
 
-def profile(pkg, paths: list[Path], bf16: bool) -> None:
+def profile(pkg, paths: list[Path], engine: Engine) -> None:
     """Seconds per image of each stage of the restore path, in one process on one thread."""
     from pathlib import Path as P
 
@@ -143,8 +143,8 @@ def profile(pkg, paths: list[Path], bf16: bool) -> None:
     cfg = MEAN.resolved(pkg.decode)
     colorize_array(pkg, np.zeros((8, 8), np.uint8))  # the compiled loops loaded, as `warm_worker` does
     b = timed("network input (resize, L)", lambda: torch.stack([network_input(i, 256) for i in imgs]))
-    predict(pkg.model, b[:, None], bf16)  # kernels warmed, as in a long-lived worker
-    batch_obj = timed("network and decode (batch of 8)", lambda: ColorizedBatch(pkg, imgs, cfg, bf16))
+    run(pkg.model, b[:, None], engine)  # kernels warmed, as in a long-lived worker
+    batch_obj = timed("network and decode (batch of 8)", lambda: ColorizedBatch(pkg, imgs, cfg, engine))
     stages["network and decode (batch of 8)"] -= stages["network input (resize, L)"]  # the batch makes its input again
     prov = provenance("bench", "1", "0" * 64, cfg.settings())
     for i, (img, d) in enumerate(zip(list(imgs), data)):
@@ -157,7 +157,7 @@ def profile(pkg, paths: list[Path], bf16: bool) -> None:
         timed("write", lambda: out.write_bytes(enc))
     total = sum(stages.values())
     print(
-        f"profile, {len(batch)} photos of {np.mean([i.size[0] * i.size[1] for i in imgs]) / 1e6:.1f} MP, one thread, {'bf16' if bf16 else 'fp32'}:"
+        f"profile, {len(batch)} photos of {np.mean([i.size[0] * i.size[1] for i in imgs]) / 1e6:.1f} MP, one thread, {engine}:"
     )
     for k, v in stages.items():
         print(f"  {k:48s} {1000 * v / len(batch):8.1f} ms/image  {v / total:6.1%}")
@@ -186,14 +186,14 @@ print(before, hwm() - before, len(out), img.size)
 """
 
 
-def in_worker_conditions(what: str, pkg_dir: str, src: str, bf16: bool) -> str:
+def in_worker_conditions(what: str, pkg_dir: str, src: str, engine: Engine) -> str:
     """The network bound or the profile, measured in a process with the allocator settings of the
     workers that restore runs on (`tasks.cluster.WORKER_MALLOC`): in the bench's own process, glibc's
     defaults mmap and fault in every large temporary anew (the decode's, the network's), which would
     understate the bound (measured: 11.0 against 11.8 img/s) and overstate those stages."""
     from tasks.cluster import WORKER_MALLOC
 
-    cmd = [sys.executable, "-m", "bench.restore", what, pkg_dir, src, "1" if bf16 else "0"]
+    cmd = [sys.executable, "-m", "bench.restore", what, pkg_dir, src, str(engine)]
     res = subprocess.run(cmd, env={**os.environ, **WORKER_MALLOC}, capture_output=True, text=True, cwd=Path(__file__).parents[1])
     if res.returncode:
         raise RuntimeError(res.stderr[-2000:])
@@ -270,13 +270,13 @@ def main() -> bool:
         pkg_dir = root / "pkg"
         save_package(str(pkg_dir), ColorizerPackage(ours.eval(), bins, meta={"name": "eccv16-random", "version": "1"}))
         pkg = load_package(str(pkg_dir))
-        bf16, info = choose_precision(pkg)
-        print(f"precision: {info['precision'] if bf16 else 'float32'} (bf16 {info.get('speedup', 0):.2f}x float32 on this CPU, measured)")
 
         with prefect_test_harness(server_startup_timeout=300), dask_client(n_workers=os.cpu_count() or 2) as client:
             client.run(_warm)
             model_ref = resolve_model(str(pkg_dir))
-            client.run(warm_worker, model_ref, 256)  # a long-lived cluster: the model loaded, its precision measured
+            chosen = set(client.run(warm_worker, model_ref, 256).values())  # a long-lived cluster: the model loaded, its engine chosen
+            engine = Engine.parse(chosen.pop())
+            print(f"engine: {engine} (the workers' choice, see `bench engines` for the candidates)")
             # steady: the run's batches on the workers, as a long collection runs once under way
             job = RestoreJob(str(root / "src"), DestLayout(str(root / "steady"), model_ref.prefix), model_ref, MEAN.resolved(pkg.decode),
                              ReaderConfig(), "steady", True, signing_identity(root))  # fmt: skip
@@ -309,7 +309,7 @@ def main() -> bool:
             a = skcolor.rgb2lab(np.asarray(Image.open(Path(s.outputs) / p.name).convert("RGB")))[..., 1:]  # the flow's (its folder names the settings)
             b = skcolor.rgb2lab(np.asarray(Image.open(root / "ref" / p.name).convert("RGB")))[..., 1:]
             diffs.append(np.abs(a - b).mean())
-        net_rate = float(in_worker_conditions("network", str(pkg_dir), str(root / "src"), bf16))
+        net_rate = float(in_worker_conditions("network", str(pkg_dir), str(root / "src"), engine))
         steady = N_PHOTOS / t_steady
         share = steady / net_rate
         print(f"{N_PHOTOS} photos, {mp:.0f} MP; against {what} ({N_PHOTOS / t_ref:.2f} img/s, {mp / t_ref:.1f} MP/s)")
@@ -323,7 +323,7 @@ def main() -> bool:
         )
         print(f"mean |ab| difference to the reference's outputs (after JPEG): {np.mean(diffs):.2f}")
         print(
-            f"network only (batch 8 at 256, {'bf16' if bf16 else 'fp32'}, {os.cpu_count()} threads): {net_rate:.2f} img/s; "
+            f"network only (batch 8 at 256, {engine}, {os.cpu_count()} threads): {net_rate:.2f} img/s; "
             f"restore reaches {share:.0%} of it (target >= 80%: {'met' if share >= 0.8 else 'MISSED'})"
         )
         print(
@@ -331,9 +331,9 @@ def main() -> bool:
             f"{N_PHOTOS / t_plain:.2f} img/s, {N_PHOTOS / t_plain / net_rate:.0%} of the bound: this path's own ceiling here; "
             f"the flow's steady reaches {t_plain / t_steady:.0%} of it"
         )
-        target = 4.5 if bf16 else 2.0
+        target = 4.5 if engine.bf16 else 2.0
         ok = report("colorize restore, steady", t_steady, t_ref, "the reference", target) and np.mean(diffs) < 1.0 and share >= 0.8
-        print(in_worker_conditions("profile", str(pkg_dir), str(root / "src"), bf16), end="")
+        print(in_worker_conditions("profile", str(pkg_dir), str(root / "src"), engine), end="")
 
         big = root / "scan100mp.jpg"
         src = Image.open(paths[0]).resize((10000, 10000), Image.BILINEAR)
@@ -351,11 +351,11 @@ def main() -> bool:
         return ok and met
 
 
-if __name__ == "__main__":  # `in_worker_conditions`: what, package folder, photos folder, bf16
-    what, pkg_dir, src, bf16 = sys.argv[1:5]
+if __name__ == "__main__":  # `in_worker_conditions`: what, package folder, photos folder, engine
+    what, pkg_dir, src, engine = sys.argv[1:5]
     pkg = load_package(pkg_dir)
     if what == "network":
         torch.set_num_threads(os.cpu_count() or 1)  # the bound: every core on one network
-        print(network_only(pkg.model, bf16 == "1"))
+        print(network_only(pkg.model, Engine.parse(engine)))
     else:
-        profile(pkg, sorted(Path(src).glob("*.jpg")), bf16 == "1")
+        profile(pkg, sorted(Path(src).glob("*.jpg")), Engine.parse(engine))

@@ -22,6 +22,7 @@ def restore(
     source: str = typer.Argument(..., help="collection: local folder or s3://bucket/prefix"),
     dest: str = typer.Argument(..., help="where outputs, manifests and reports go"),
     model: str = opt.MODEL,
+    engine: Optional[str] = opt.ENGINE,
     uncertainty: bool = typer.Option(False, help="also write an uncertainty map (.uncertainty.png) per image"),
     batch_size: Optional[int] = typer.Option(None, help="images per forward pass", show_default="4"),
     dask_address: Optional[str] = opt.DASK,
@@ -119,6 +120,7 @@ def image(
     src: str = typer.Argument(..., help="one image"),
     out: str = typer.Argument(..., help="the colorized image"),
     model: str = opt.MODEL,
+    engine: Optional[str] = opt.ENGINE,
     credentials: bool = opt.CREDENTIALS,
     as_json: bool = opt.JSON,
     look: Optional[dict] = None,  # the look options given, from opt.look_options

@@ -23,7 +23,8 @@ from .decoding import DecodeConfig
 from .hint_propagation import propagate_hints
 from .hints import rasterise
 from .imageio import DecodedImage
-from .inference import Prediction, bf16_pays, predict
+from .engines import Engine, choose, run
+from .inference import Prediction
 from .kernels import field_rows, srgb_rows
 from .upsample import ChromaField, UpsampleConfig
 from .writer import preview
@@ -81,6 +82,8 @@ class Colorized:
 def network_input(img: DecodedImage, size: int) -> torch.Tensor:
     """(size, size) L for the network: the image resized (aspect ignored, as the reference does)."""
     px = img.pixels if img.is_gray else img.rgb8()
+    if px.dtype == np.uint16:  # Pillow cannot reduce 16-bit grey (a scan over twice the size failed): resized as float
+        px = px.astype(np.float32) / 65535.0
     small = np.asarray(Image.fromarray(px).resize((size, size), Image.BILINEAR, reducing_gap=2.0))
     return torch.from_numpy(gray_to_l(small) if small.ndim == 2 else rgb_to_l(small))
 
@@ -138,7 +141,7 @@ class ColorizedBatch:
     full-resolution join on request (`colorized(i)`), so a caller can write and release each in turn."""
 
     def __init__(
-        self, pkg, images: list[DecodedImage], cfg: ColorizeConfig = ColorizeConfig(), bf16: bool = False, hints: list | None = None
+        self, pkg, images: list[DecodedImage], cfg: ColorizeConfig = ColorizeConfig(), engine: Engine = Engine(), hints: list | None = None
     ):
         """`hints`: each image's curator hints (a tuple of `hints.Hint`, empty for none): the network's
         input when it takes hints (Zhang et al. 2017), else spread along the image's edges with the
@@ -151,7 +154,7 @@ class ColorizedBatch:
             grid = tuple(self.L_small.shape[1:])
             given = torch.stack([hint_input(h, grid, img.size) for h, img in zip(self.hints, self.images)])  # (B, 3, S, S)
             self.hints = [()] * len(self.images)  # honoured by the network itself
-        pred = predict(pkg.model, self.L_small[:, None], bf16, given)
+        pred = run(pkg.model, self.L_small[:, None], engine, given)
         self.ab_small, self.doubt = decoded(pkg, pred, self.cfg.decode).cpu(), pred.doubt().cpu()  # (B, 2, h, w), (B, h, w)
 
     def colorized(self, i: int, preview_side: int = 0) -> Colorized:
@@ -213,14 +216,7 @@ def colorize_array(pkg, gray: np.ndarray, cfg: ColorizeConfig = ColorizeConfig()
     return ColorizedBatch(pkg, [img], cfg).colorized(0).rgb
 
 
-def choose_precision(pkg, size: int = 256, tolerance: float = 1.0) -> tuple[bool, dict]:
-    """bfloat16 autocast for restoration where it is measured faster here AND decodes within
-    `tolerance` ab units (mean) of float32 on a test input; float32 otherwise."""
-    g = torch.Generator().manual_seed(0)
-    L = (torch.rand(1, 1, size, size, generator=g) * 100).to(next(pkg.model.parameters()).device)  # on CUDA: bf16 where supported
-    faster, info = bf16_pays(pkg.model.eval(), L, train=False)
-    if not faster:
-        return False, info
-    d = pkg.decode
-    diff = float((decoded(pkg, predict(pkg.model, L, False), d) - decoded(pkg, predict(pkg.model, L, True), d)).abs().mean())
-    return diff < tolerance, dict(info, bf16_mean_ab_difference=diff)
+def choose_engine(pkg, L: torch.Tensor) -> tuple[Engine, dict]:
+    """The engine that restores with `pkg` here (see `engines.choose`), measured on photographs' L
+    (B, 1, S, S) at the working size, its colours decoded as the package decodes them."""
+    return choose(pkg.model.eval(), L.to(next(pkg.model.parameters()).device), lambda pred: decoded(pkg, pred, pkg.decode))

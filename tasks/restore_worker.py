@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from colorize_core.colorize import ColorizeConfig, ColorizedBatch, choose_precision, colorize_array, png_bytes
+from colorize_core.colorize import ColorizeConfig, ColorizedBatch, colorize_array, png_bytes
 from colorize_core.hints import Hint, hints_id, hints_settings, parse_hints
 from colorize_core.imageio import DecodedImage, ImageReadError, ReaderConfig, decode_image
 from colorize_core.inference import inference_device
@@ -24,6 +24,7 @@ from colorize_core.provenance import provenance
 from colorize_core.shards import content_hash
 from colorize_core.writer import encode_output, jpeg_bytes, output_format, preview
 from tasks.credentials import CredentialSigner, SigningIdentity, ingredient_of, signing_identity
+from tasks.engine_choice import engine_for
 from tasks.layout import DestLayout, KeyEscapeError
 from tasks.manifest import ManifestRow
 from tasks.model_ref import ModelRef
@@ -75,7 +76,7 @@ _SIGNERS: dict[bytes, CredentialSigner] = {}
 
 
 def _load(ref: ModelRef, size: int):
-    """The package, once per worker process, and the precision measured for it here.
+    """The package, once per worker process, and the engine it runs in here (tasks.engine_choice).
 
     One torch thread per worker process by default: the workers already use every core, and on a
     machine that other work keeps busy, multi-threaded element-wise kernels over strips wait on each
@@ -84,7 +85,7 @@ def _load(ref: ModelRef, size: int):
         torch.set_num_threads(int(os.environ.get("COLORIZE_WORKER_THREADS", "1")))
         pkg = load_package(ref.directory)
         pkg.model.to(inference_device())
-        _MODELS[ref.directory] = (pkg, choose_precision(pkg, size)[0])
+        _MODELS[ref.directory] = (pkg, engine_for(pkg, ref.sha256, size)[0])
         colorize_array(pkg, np.zeros((8, 8), np.uint8))  # the compiled per-pixel loops loaded before the first batch
     return _MODELS[ref.directory]
 
@@ -120,9 +121,10 @@ def made_from(output: str, cid: str) -> bool:
     return ingredient_of(retrying(lambda: read_bytes(output), output)) == f"sha256:{cid}"
 
 
-def warm_worker(ref: ModelRef, size: int) -> bool:
-    """Loads the model on a worker ahead of the first batch (while the client does other start-up work)."""
-    return _load(ref, size)[1]
+def warm_worker(ref: ModelRef, size: int) -> str:
+    """Loads the model on a worker ahead of the first batch (while the client does other start-up
+    work); the engine it will run in."""
+    return str(_load(ref, size)[1])
 
 
 def _review_pictures(job: RestoreJob, row: ManifestRow, previews: tuple[Image.Image, Image.Image]) -> list[tuple[str, bytes]]:
@@ -155,7 +157,7 @@ def restore_batch(items: list[str], job: RestoreJob, settled: Settled) -> list[M
     done before (a row with status "skipped" and no output, which the client completes from the
     manifests) or is not among `settled.only` (no row); one forward pass for the rest, outputs written
     atomically one by one. A bad item fails alone; storage errors are retried."""
-    pkg, bf16 = _load(job.ref, job.cfg.size)
+    pkg, engine = _load(job.ref, job.cfg.size)
     signer = _signer(job.signing)
     rows: list[ManifestRow] = []
     ready: list[tuple[ManifestRow, DecodedImage | None, bytes, float, tuple[Hint, ...]]] = []
@@ -199,7 +201,7 @@ def restore_batch(items: list[str], job: RestoreJob, settled: Settled) -> list[M
         return rows
     t_fwd = time.perf_counter()
     images = [img or decode_image(data, row.source, job.reader) for row, img, data, _, _ in ready]
-    batch = ColorizedBatch(pkg, images, job.cfg, bf16, [hints for *_, hints in ready])
+    batch = ColorizedBatch(pkg, images, job.cfg, engine, [hints for *_, hints in ready])
     fwd_share = (time.perf_counter() - t_fwd) / len(ready)
     del images
     with WriteBehind() as writer:  # an image's writes overlap the next image's join and encoding
@@ -209,7 +211,7 @@ def restore_batch(items: list[str], job: RestoreJob, settled: Settled) -> list[M
             t0, result = time.perf_counter(), None
             try:
                 img, result = batch.images[i], batch.colorized(i, PREVIEW if job.review else 0)
-                prov = provenance(job.ref.name, job.ref.version, job.ref.sha256, job.cfg.settings() | hints_settings(hints))
+                prov = provenance(job.ref.name, job.ref.version, job.ref.sha256, job.cfg.settings() | hints_settings(hints) | {"engine": str(engine)})
                 out = credentials(encode_output(result.rgb, img, prov), img, data, row.content_hash, prov, row.output, signer)
                 writes = [(row.output, out, row.output in remade)]  # never over another output
                 row.doubt = result.doubt
@@ -235,13 +237,11 @@ def colorize_one(src: str, out: str, model: str, options: dict, sign: bool = Tru
 
     ref = resolve_model(model)
     signing = signing_identity(state_dir()) if sign else None
-    torch.set_num_threads(int(os.environ.get("COLORIZE_WORKER_THREADS", "1")))  # see _load
-    pkg = load_package(ref.directory)
-    pkg.model.to(inference_device())
+    pkg, engine = _load(ref, options.get("size") or ColorizeConfig().size)
     cfg = ColorizeConfig.from_options(pkg.decode, **options).resolved(pkg.decode)
     data = read_bytes(src)
     img = decode_image(data, src)
-    rgb = ColorizedBatch(pkg, [img], cfg).colorized(0).rgb
-    prov = provenance(ref.name, ref.version, ref.sha256, cfg.settings())
+    rgb = ColorizedBatch(pkg, [img], cfg, engine).colorized(0).rgb
+    prov = provenance(ref.name, ref.version, ref.sha256, cfg.settings() | {"engine": str(engine)})
     atomic_write(out, credentials(encode_output(rgb, img, prov), img, data, content_hash(data), prov, out, _signer(signing)))
     return ref

@@ -27,12 +27,13 @@ import numpy as np
 import torch
 
 from colorize_core.color import lab_to_rgb
-from colorize_core.colorize import ColorizeConfig, ColorizedBatch, choose_precision, network_input
+from colorize_core.colorize import ColorizeConfig, ColorizedBatch, network_input
 from colorize_core.hints import HINTS_VERSION, parse_hints
 from colorize_core.imageio import DecodedImage, decode_image
-from colorize_core.inference import predict
+from colorize_core.engines import Engine, run
 from colorize_core.package import load_package
 from colorize_core.writer import jpeg_bytes
+from tasks.engine_choice import engine_for
 from tasks.layout import DestLayout
 from tasks.registry import resolve_model
 from tasks.restore_worker import PREVIEW
@@ -44,7 +45,7 @@ from tasks.storage import join, read_bytes, retrying
 class RunContext:
     pkg: object
     cfg: ColorizeConfig
-    bf16: bool
+    engine: Engine
     sources: dict[str, str]  # hints key (path under SOURCE) -> source URL
 
 
@@ -65,7 +66,7 @@ class ReviewService:
             ref = resolve_model(info["model_uri"])
             pkg = load_package(ref.directory)
             cfg = ColorizeConfig.from_settings(info["settings"])
-            self._runs[run_id] = RunContext(pkg, cfg, choose_precision(pkg, cfg.size)[0], info["sources"])
+            self._runs[run_id] = RunContext(pkg, cfg, engine_for(pkg, ref.sha256, cfg.size)[0], info["sources"])
         return self._runs[run_id]
 
     def image(self, url: str) -> DecodedImage:
@@ -87,7 +88,7 @@ class ReviewService:
         parsed = parse_hints({"version": HINTS_VERSION, "images": {key: hints}}, "hints")[key]
         with self._lock:
             ctx, img = self._item(run_id, key)
-            batch = ColorizedBatch(ctx.pkg, [img], ctx.cfg, ctx.bf16, [parsed])
+            batch = ColorizedBatch(ctx.pkg, [img], ctx.cfg, ctx.engine, [parsed])
             return jpeg_bytes(batch.preview(0, PREVIEW), quality=85)
 
     def suggest(self, run_id: str, key: str, x: float, y: float, k: int = 5) -> list[str]:
@@ -96,7 +97,7 @@ class ReviewService:
         with self._lock:
             ctx, img = self._item(run_id, key)
             L = network_input(img, ctx.cfg.size)[None]  # (1, S, S)
-            pred = predict(ctx.pkg.model, L[:, None], ctx.bf16)
+            pred = run(ctx.pkg.model, L[:, None], ctx.engine)
         if pred.logits is None:  # a network that regresses ab has no distribution to suggest from
             return []
         logits = pred.logits[0]  # (Q, h, w)

@@ -195,6 +195,6 @@ def test_the_colour_tools_preview_is_the_batchs_own_preview():
     img = decode_image(real_photo_bytes()["chelsea.png"], "chelsea.png")
     hints = (Hint(0.3, 0.4, 0.02, (40.0, -30.0)),)
     cfg = ColorizeConfig().resolved(pkg.decode)
-    batch_preview = ColorizedBatch(pkg, [img], cfg, False, [hints]).colorized(0, PREVIEW).previews[1]
-    tool_preview = ColorizedBatch(pkg, [img], cfg, False, [hints]).preview(0, PREVIEW)
+    batch_preview = ColorizedBatch(pkg, [img], cfg, hints=[hints]).colorized(0, PREVIEW).previews[1]
+    tool_preview = ColorizedBatch(pkg, [img], cfg, hints=[hints]).preview(0, PREVIEW)
     assert np.array_equal(np.asarray(batch_preview), np.asarray(tool_preview))

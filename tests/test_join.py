@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from colorize_core.color import gray_to_l, rgb_to_lab
-from colorize_core.colorize import join_full_resolution, preview_pair
+from colorize_core.colorize import join_full_resolution, network_input, preview_pair
 from colorize_core.imageio import DecodedImage
 from colorize_core.kernels import box_mean
 from colorize_core.upsample import ChromaField, UpsampleConfig
@@ -67,6 +67,13 @@ def test_sixteen_bit_join_matches_eight_bit_and_keeps_l(field_and_image, rng):
     assert np.abs(rgb_to_lab(rgb16.astype(np.float32) / 65535)[..., 0] - gray_to_l(g16)).mean() < 0.05
     rgb8 = join_full_resolution(_grey(grey), field)
     assert np.abs((rgb16 / 257.0) - rgb8).mean() < 1.0
+
+
+def test_a_sixteen_bit_scan_many_times_the_working_size_reaches_the_network_as_its_eight_bits_do():
+    """Pillow reduces no 16-bit grey: a scan over twice the working size failed before it was resized as float."""
+    ramp = (np.linspace(0, 1, 2048 * 1500).reshape(2048, 1500) * 65535).astype(np.uint16)
+    L16, L8 = network_input(_grey(ramp), 256), network_input(_grey((ramp >> 8).astype(np.uint8)), 256)
+    assert L16.shape == (256, 256) and float((L16 - L8).abs().max()) < 0.5
 
 
 def test_box_mean_is_the_clipped_window_mean(rng):

@@ -119,6 +119,7 @@ def test_provenance_in_every_format(first_run):
     png = Image.open(out / "cat.png")
     prov = json.loads(png.text["colorize:provenance"])
     assert prov["colorized"] == "automatically" and prov["model"] == "testmodel" and prov["decode"] == "annealed-mean"
+    assert prov["engine"] in ("torch float32", "torch bfloat16", "openvino float32", "openvino bfloat16")  # what ran the network
     assert "estimate" in png.text["Description"]
     with tifffile.TiffFile(out / "astronaut16.tif") as t:
         assert "Automatically colorized" in t.pages[0].description

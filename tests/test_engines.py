@@ -1,0 +1,77 @@
+"""The engine restore runs the network in: OpenVINO computes what torch does, the choice is measured
+once per model and CPU on real photographs and kept, an engine that changes the colours is never
+chosen, and a setting forces the choice (a wrong one is named before anything runs)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+
+from colorize_core.colorize import decoded
+from colorize_core.engines import MIN_GAIN, Engine, candidates, choose, run
+from colorize_core.package import load_package, package_checksum
+from tasks.engine_choice import engine_for, gate_photos
+from tasks.registry import BUNDLED_MODEL_DIR
+from tests.test_cli import SAMPLE, colorize, env  # noqa: F401 - env is a fixture
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return load_package(BUNDLED_MODEL_DIR), package_checksum(BUNDLED_MODEL_DIR)
+
+
+def colours(pkg):
+    return lambda pred: decoded(pkg, pred, pkg.decode)
+
+
+def test_openvino_runs_the_model_as_torch_does_at_any_batch(bundled):
+    pkg, _ = bundled
+    L = gate_photos(128)  # (4, 1, 128, 128)
+    for batch in (L, L[:1]):  # converted once with a free batch dimension
+        ours, theirs = colours(pkg)(run(pkg.model, batch, Engine("openvino"))), colours(pkg)(run(pkg.model, batch, Engine()))
+        assert ours.shape == theirs.shape == (len(batch), 2, 32, 32)
+        assert float((ours - theirs).abs().mean()) < 0.05
+
+
+def test_the_choice_is_measured_once_kept_and_the_fastest_that_passes(bundled, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLORIZE_HOME", str(tmp_path))
+    monkeypatch.delenv("COLORIZE_ENGINE", raising=False)
+    pkg, sha = bundled
+    engine, how = engine_for(pkg, sha, 128)
+    assert how == "measured"
+    (entry,) = json.loads((tmp_path / "cache" / "engines.json").read_text()).values()
+    figures = entry["candidates"]
+    assert entry["engine"] == str(engine) and set(figures) == {str(c) for c in candidates(pkg.model)}
+    assert figures["torch float32"]["mean_ab_difference"] == 0 and figures[str(engine)]["passes"]
+    fastest = min(f["seconds_per_image"] for f in figures.values() if f["passes"])
+    assert figures[str(engine)]["seconds_per_image"] <= fastest * MIN_GAIN
+    assert engine_for(pkg, sha, 128) == (engine, "measured before")
+    if engine.name == "openvino":  # kept converted: the next worker reads it back instead of converting
+        assert list((tmp_path / "cache" / "openvino").glob("*/model.xml"))
+
+
+def test_an_engine_that_changes_the_colours_is_not_chosen(bundled):
+    pkg, _ = bundled
+    amplified = lambda pred: colours(pkg)(pred) * 1000  # noqa: E731 - bf16's rounding now far past the gate
+    engine, figures = choose(pkg.model, gate_photos(128), amplified)
+    assert engine.precision == "float32" and figures["torch float32"]["passes"]
+    assert all(not f["passes"] for name, f in figures.items() if name.endswith("bfloat16"))
+
+
+def test_a_set_engine_is_taken_unmeasured_and_a_wrong_one_is_named(bundled, tmp_path, monkeypatch, env):  # noqa: F811
+    monkeypatch.setenv("COLORIZE_HOME", str(tmp_path))
+    pkg, sha = bundled
+    monkeypatch.setenv("COLORIZE_ENGINE", "torch")
+    assert engine_for(pkg, sha, 128) == (Engine("torch", "float32"), "set by COLORIZE_ENGINE")
+    assert not (tmp_path / "cache" / "engines.json").exists()
+    monkeypatch.setenv("COLORIZE_ENGINE", "tensorrt")
+    with pytest.raises(ValueError, match="COLORIZE_ENGINE.*tensorrt"):
+        engine_for(pkg, sha, 128)
+
+    wrong = colorize("image", SAMPLE, tmp_path / "a.png", "--engine", "openvino int4", env=env)
+    assert wrong.returncode == 2 and "--engine" in wrong.stderr and "openvino int4" in wrong.stderr
+    made = colorize("image", SAMPLE, tmp_path / "b.png", "--engine", "openvino float32", env=env)
+    assert made.returncode == 0, made.stderr
+    assert json.loads(Image.open(tmp_path / "b.png").text["colorize:provenance"])["engine"] == "openvino float32"
