@@ -48,7 +48,7 @@ bench: $(STAMP) browser
 
 # restore as on a CPU without AVX-512: torch, oneDNN and the compiled join capped to AVX2 (bf16 emulated)
 bench-avx2: $(STAMP)
-	ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 NUMBA_CPU_NAME=haswell $(PY) -m bench restore
+	ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 NUMBA_CPU_NAME=haswell $(PY) -m bench restore
 
 stack-up: $(STAMP)
 	$(VENV)/bin/colorize stack up

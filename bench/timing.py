@@ -6,9 +6,10 @@ import os
 import time
 from typing import Callable
 
-# Setting all three runs every benchmark as on a CPU without AVX-512 (torch's kernels, oneDNN's
-# convolutions, the compiled join), to measure both regimes on one machine (`make bench-avx2`).
-CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "NUMBA_CPU_NAME")
+# Setting all four runs every benchmark as on a CPU without AVX-512 (torch's kernels, oneDNN's
+# convolutions, MKL's matrix products, the compiled join), to measure both regimes on one machine
+# (`make bench-avx2`; without MKL's cap the peak's product ran at full AVX-512 speed).
+CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "NUMBA_CPU_NAME")
 
 
 def capped() -> dict[str, str]:

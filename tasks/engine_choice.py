@@ -20,7 +20,7 @@ from colorize_core.imageio import decode_image
 from tasks.state import state_dir
 
 SAMPLES = Path(__file__).resolve().parents[1] / "cli" / "samples" / "collection"  # real photographs, package data of the wheel
-CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "ONEDNN_DEFAULT_FPMATH_MODE")  # settings that change which kernels run
+CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "NUMBA_CPU_NAME", "ONEDNN_DEFAULT_FPMATH_MODE")  # what changes the kernels
 FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 

@@ -45,7 +45,7 @@ def test_the_choice_is_measured_once_kept_and_the_fastest_that_passes(bundled, t
     figures = entry["candidates"]
     assert entry["engine"] == str(engine) and set(figures) == {str(c) for c in candidates(pkg.model)}
     assert figures["torch float32"]["mean_ab_difference"] == 0 and figures[str(engine)]["passes"]
-    fastest = min(f["seconds_per_image"] for f in figures.values() if f["passes"])
+    fastest = min(f["seconds_per_image"] for f in figures.values() if f.get("passes"))
     assert figures[str(engine)]["seconds_per_image"] <= fastest * MIN_GAIN
     assert engine_for(pkg, sha, 128) == (engine, "measured before")
     if engine.name == "openvino":  # kept converted: the next worker reads it back instead of converting
