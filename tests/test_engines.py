@@ -5,6 +5,7 @@ chosen, and a setting forces the choice (a wrong one is named before anything ru
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -35,28 +36,31 @@ def test_openvino_runs_the_model_as_torch_does_at_any_batch(bundled):
         assert float((ours - theirs).abs().mean()) < 0.05
 
 
-def test_the_choice_is_measured_once_kept_and_the_fastest_that_passes(bundled, tmp_path, monkeypatch):
-    monkeypatch.setenv("COLORIZE_HOME", str(tmp_path))
-    monkeypatch.delenv("COLORIZE_ENGINE", raising=False)
-    pkg, sha = bundled
-    engine, how = engine_for(pkg, sha, 128)
-    assert how == "measured"
-    (entry,) = json.loads((tmp_path / "cache" / "engines.json").read_text()).values()
-    figures = entry["candidates"]
-    assert entry["engine"] == str(engine) and set(figures) == {str(c) for c in candidates(pkg.model)}
+def test_the_choice_is_measured_once_kept_and_the_fastest_that_passes(tmp_path, env):  # noqa: F811
+    """Measured where production measures, in a process of its own (`colorize image`, as a worker):
+    OpenVINO's bf16 kernels in the test process made a later test's torchrun child end it with a
+    segmentation fault (see the engines' note in docs/benchmarks.md)."""
+    made = [colorize("image", SAMPLE, tmp_path / f"{k}.png", env=env) for k in range(2)]
+    assert all(m.returncode == 0 for m in made), made[0].stderr
+    cache = Path(env["COLORIZE_HOME"]) / "cache" / "engines.json"
+    (entry,) = json.loads(cache.read_text()).values()  # one model, one size, one CPU: measured once
+    figures, engine = entry["candidates"], Engine.parse(entry["engine"])
     assert figures["torch float32"]["mean_ab_difference"] == 0 and figures[str(engine)]["passes"]
+    assert {"torch float32", "openvino float32"} <= set(figures)
     fastest = min(f["seconds_per_image"] for f in figures.values() if f.get("passes"))
     assert figures[str(engine)]["seconds_per_image"] <= fastest * MIN_GAIN
-    assert engine_for(pkg, sha, 128) == (engine, "measured before")
+    for k in range(2):
+        assert json.loads(Image.open(tmp_path / f"{k}.png").text["colorize:provenance"])["engine"] == str(engine)
     if engine.name == "openvino":  # kept converted: the next worker reads it back instead of converting
-        assert list((tmp_path / "cache" / "openvino").glob("*/model.xml"))
+        assert list((cache.parent / "openvino").glob("*/model.xml"))
 
 
 def test_an_engine_that_changes_the_colours_is_not_chosen(bundled):
     pkg, _ = bundled
     amplified = lambda pred: colours(pkg)(pred) * 1000  # noqa: E731 - bf16's rounding now far past the gate
-    engine, figures = choose(pkg.model, gate_photos(128), amplified)
-    assert engine.precision == "float32" and figures["torch float32"]["passes"]
+    torch_only = [e for e in candidates(pkg.model) if e.name == "torch"]  # in this process, see above
+    engine, figures = choose(pkg.model, gate_photos(128), amplified, torch_only)
+    assert engine == Engine() and figures["torch float32"]["passes"]
     assert all(not f["passes"] for name, f in figures.items() if name.endswith("bfloat16"))
 
 
