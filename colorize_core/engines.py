@@ -94,8 +94,8 @@ def prepare(model: torch.nn.Module, engine: Engine, size: tuple[int, int], folde
     if saved is not None and not saved.exists():
         tmp = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
         ov.save_model(cache[size], str(tmp / "model.xml"), compress_to_fp16=False)  # the weights as measured
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)  # a reader sees the whole model or none
+        shutil.rmtree(folder, ignore_errors=True)  # a folder that lost its model.xml
+        os.replace(tmp, folder)  # a reader sees the whole model or none (callers serialise the writers)
 
 
 def run(model: torch.nn.Module, L: torch.Tensor, engine: Engine, hints: torch.Tensor | None = None) -> Prediction:

@@ -64,7 +64,8 @@ def gate_photos(size: int) -> torch.Tensor:
 @contextlib.contextmanager
 def _locked(path: Path):
     """The cache, held by one process at a time: the second worker of a new machine waits for the
-    first's measurement instead of measuring beside it (both would time a shared, busy CPU)."""
+    first's measurement instead of measuring beside it (both would time a shared, busy CPU) and
+    finds OpenVINO's model saved instead of saving it over the first's."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
@@ -76,25 +77,26 @@ def _locked(path: Path):
 
 def engine_for(pkg, model_sha256: str, size: int) -> tuple[Engine, str]:
     """The engine and how it was chosen ('set by COLORIZE_ENGINE', 'measured', 'measured before')."""
-    engine, how = _choose(pkg, model_sha256, size)
-    prepare(pkg.model, engine, (size, size), state_dir() / "cache" / "openvino" / f"{model_sha256[:16]}-{size}-{_openvino_version()}")
+    cache = state_dir() / "cache"
+    with _locked(cache / "engines.json"):  # one worker measures and saves OpenVINO's model; the next reads both
+        engine, how = _choose(pkg, model_sha256, size, cache / "engines.json")
+        prepare(pkg.model, engine, (size, size), cache / "openvino" / f"{model_sha256[:16]}-{size}-{_openvino_version()}")
     return engine, how
 
 
-def _choose(pkg, model_sha256: str, size: int) -> tuple[Engine, str]:
+def _choose(pkg, model_sha256: str, size: int, path: Path) -> tuple[Engine, str]:
     forced = forced_engine()
     if forced is not None:
         if forced not in candidates(pkg.model):
             raise ValueError(f"COLORIZE_ENGINE={forced}: cannot run here (candidates: {', '.join(map(str, candidates(pkg.model)))})")
         return forced, "set by COLORIZE_ENGINE"
-    path, key = state_dir() / "cache" / "engines.json", f"{model_sha256} size={size} {cpu_key()}"
-    with _locked(path):
-        known = json.loads(path.read_text()) if path.exists() else {}
-        if key in known:
-            return Engine.parse(known[key]["engine"]), "measured before"
-        engine, figures = choose_engine(pkg, gate_photos(size))
-        known[key] = {"engine": str(engine), "candidates": figures}
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(known, indent=1))
-        os.replace(tmp, path)  # a reader never sees half a file
+    key = f"{model_sha256} size={size} {cpu_key()}"
+    known = json.loads(path.read_text()) if path.exists() else {}
+    if key in known:
+        return Engine.parse(known[key]["engine"]), "measured before"
+    engine, figures = choose_engine(pkg, gate_photos(size))
+    known[key] = {"engine": str(engine), "candidates": figures}
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(known, indent=1))
+    os.replace(tmp, path)  # a reader never sees half a file
     return engine, "measured"
