@@ -82,7 +82,7 @@ class Colorized:
 def network_input(img: DecodedImage, size: int) -> torch.Tensor:
     """(size, size) L for the network: the image resized (aspect ignored, as the reference does)."""
     px = img.pixels if img.is_gray else img.rgb8()
-    if px.dtype == np.uint16:  # Pillow cannot reduce 16-bit grey (a scan over twice the size failed): resized as float
+    if px.dtype == np.uint16:  # Pillow cannot reduce 16-bit grey (a scan four times the size failed): resized as float
         px = px.astype(np.float32) / 65535.0
     small = np.asarray(Image.fromarray(px).resize((size, size), Image.BILINEAR, reducing_gap=2.0))
     return torch.from_numpy(gray_to_l(small) if small.ndim == 2 else rgb_to_l(small))

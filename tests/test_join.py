@@ -70,7 +70,7 @@ def test_sixteen_bit_join_matches_eight_bit_and_keeps_l(field_and_image, rng):
 
 
 def test_a_sixteen_bit_scan_many_times_the_working_size_reaches_the_network_as_its_eight_bits_do():
-    """Pillow reduces no 16-bit grey: a scan over twice the working size failed before it was resized as float."""
+    """Pillow reduces no 16-bit grey: a scan four times the working size failed before it was resized as float."""
     ramp = (np.linspace(0, 1, 2048 * 1500).reshape(2048, 1500) * 65535).astype(np.uint16)
     L16, L8 = network_input(_grey(ramp), 256), network_input(_grey((ramp >> 8).astype(np.uint8)), 256)
     assert L16.shape == (256, 256) and float((L16 - L8).abs().max()) < 0.5
