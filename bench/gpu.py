@@ -10,7 +10,6 @@ the CPU, as the restore flow's workers do.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -22,8 +21,8 @@ from colorize_core.imageio import decode_image
 from colorize_core.losses import rebalanced_cross_entropy
 from colorize_core.models import Colorizer, ModelConfig
 from colorize_core.package import ColorizerPackage
+from tasks.state import SAMPLE_COLLECTION
 
-SAMPLES = Path(__file__).resolve().parents[1] / "cli" / "samples" / "collection"
 
 
 def _cuda_seconds(fn, reps: int) -> float:
@@ -69,7 +68,7 @@ def restore_rate(arch: str, device: str, batch: int = 8, reps: int = 3) -> float
     """Photos per second through the core restore path on the sample collection (cycled to `batch`)."""
     bins = canonical_bins()
     pkg = ColorizerPackage(Colorizer(ModelConfig(arch, bins.q), torch.from_numpy(bins.centres)).eval().to(device), bins)
-    paths = sorted(SAMPLES.iterdir())
+    paths = sorted(SAMPLE_COLLECTION.iterdir())
     images = [decode_image(paths[i % len(paths)].read_bytes(), paths[i % len(paths)].name) for i in range(batch)]
     engine = Engine("torch", "bfloat16" if device == "cuda" else "float32")
 

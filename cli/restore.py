@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from typing import Optional
 
 import typer
 
 from cli import options as opt
 from cli.common import DEFAULT_MODEL, ITEMS_FAILED, app, clear_errors, given, show, tracking_reachable
-from tasks.state import apply_embedded_defaults, without_flow_heartbeats
+from tasks.state import SAMPLE_COLLECTION, apply_embedded_defaults, without_flow_heartbeats
 
-SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "samples", "collection")  # package data of the wheel
 
 
 @app.command()
@@ -141,7 +139,7 @@ def image(
 @app.command()
 @clear_errors
 def run(
-    source: str = typer.Option(SAMPLES, help="collection to restore", show_default="the sample collection"),
+    source: str = typer.Option(str(SAMPLE_COLLECTION), help="collection to restore", show_default="the sample collection"),
     dest: Optional[str] = typer.Option(None, help="where the results go", show_default="<state>/restored"),
     as_json: bool = opt.JSON,
 ) -> None:

@@ -17,9 +17,8 @@ import torch
 from colorize_core.colorize import choose_engine, network_input
 from colorize_core.engines import Engine, candidates, prepare
 from colorize_core.imageio import decode_image
-from tasks.state import state_dir
+from tasks.state import SAMPLE_COLLECTION, state_dir
 
-SAMPLES = Path(__file__).resolve().parents[1] / "cli" / "samples" / "collection"  # real photographs, package data of the wheel
 CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "NUMBA_CPU_NAME", "ONEDNN_DEFAULT_FPMATH_MODE")  # what changes the kernels
 FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
@@ -57,7 +56,7 @@ def _openvino_version() -> str:
 
 def gate_photos(size: int) -> torch.Tensor:
     """(B, 1, S, S): the sample collection's photographs as the network sees them."""
-    Ls = [network_input(decode_image(p.read_bytes(), p.name), size) for p in sorted(SAMPLES.iterdir()) if p.is_file()]
+    Ls = [network_input(decode_image(p.read_bytes(), p.name), size) for p in sorted(SAMPLE_COLLECTION.iterdir()) if p.is_file()]
     return torch.stack(Ls)[:, None].float()
 
 

@@ -26,6 +26,9 @@ DEFAULT_ENV = {
 }
 
 
+SAMPLE_COLLECTION = Path(__file__).resolve().parents[1] / "cli" / "samples" / "collection"  # real photographs, package data of the wheel
+
+
 def default_home() -> Path:
     """Where state lives when COLORIZE_HOME is unset: the user's data folder (XDG), so that an installed
     `colorize` works from any folder and finds the same registry and runs again (the repository's
