@@ -26,6 +26,10 @@ def configure_mlflow(experiment: str = EXPERIMENT) -> str:
         if exp is None:
             # with the embedded SQLite default, artifacts go beside it (not ./mlruns of the caller)
             location = (state_dir() / "mlartifacts").as_uri() if uri.startswith("sqlite:") else None
-            return mlflow.create_experiment(experiment, artifact_location=location)
-    mlflow.set_experiment(experiment)
-    return exp.experiment_id
+            exp_id = mlflow.create_experiment(experiment, artifact_location=location)
+        else:
+            exp_id = exp.experiment_id
+    # active for the runs that follow: left at MLflow's Default, a new state's first run (the bundled
+    # model's registration) logged its artifacts into ./mlruns of whatever folder the user was in
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id

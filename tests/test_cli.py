@@ -26,8 +26,8 @@ def env(tmp_path):
     return env | {"COLORIZE_HOME": str(tmp_path / "state"), "PREFECT_HOME": str(tmp_path / "prefect"), "DO_NOT_TRACK": "true"}
 
 
-def colorize(*args, env, timeout=300):
-    return subprocess.run([COLORIZE, *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout)
+def colorize(*args, env, timeout=300, cwd=None):
+    return subprocess.run([COLORIZE, *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
 def test_a_model_version_is_named_one_way_with_short_forms(tmp_path):

@@ -2,12 +2,15 @@
 loads, our forward matches the reference's forward (written out functionally from its layer list,
 random weights) with hints and without, and an imported checkpoint colorizes with hints."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from colorize_core.siggraph17 import Siggraph17, check_siggraph17_checkpoint, is_siggraph17
+from tests.test_cli import colorize, env  # noqa: F401 - env is a fixture
 
 # the reference's blocks: (name, convolutions (cin, cout), dilation, a ReLU first), each ending in BatchNorm
 BLOCKS = [
@@ -101,16 +104,23 @@ def test_a_checkpoint_of_another_layout_is_refused_naming_the_key():
         check_siggraph17_checkpoint(sd)
 
 
-def test_an_imported_siggraph17_colorizes_with_hints(tmp_path, mlflow_tmp):
+def test_an_imported_siggraph17_colorizes_with_hints(tmp_path, mlflow_tmp, env):  # noqa: F811
+    """Imported as a user does, from another folder as the first command on a new state: the model's
+    files go under the state, never into ./mlruns of that folder."""
     from colorize_core.colorize import ColorizeConfig, ColorizedBatch
     from colorize_core.hints import Hint
     from colorize_core.imageio import decode_image
-    from tasks.registry import import_reference_checkpoint, resolve_model
+    from tasks.registry import resolve_model
     from tests.photos import real_photo_bytes
 
     torch.save(reference_state_dict(), tmp_path / "siggraph17.pth")
-    version = import_reference_checkpoint(str(tmp_path / "siggraph17.pth"), "colorizer-s17")
-    ref = resolve_model(f"models:/colorizer-s17/{version}")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env |= {"COLORIZE_HOME": str(mlflow_tmp), "MLFLOW_TRACKING_URI": os.environ["MLFLOW_TRACKING_URI"]}
+    made = colorize("import-weights", tmp_path / "siggraph17.pth", "--name", "colorizer-s17", env=env, cwd=elsewhere)
+    assert made.returncode == 0, made.stderr
+    assert list(elsewhere.iterdir()) == [] and list((mlflow_tmp / "mlartifacts").rglob("MLmodel"))
+    ref = resolve_model(made.stdout.split()[0])
     from colorize_core.package import load_package
 
     pkg = load_package(ref.directory)
