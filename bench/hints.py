@@ -1,7 +1,8 @@
 """Hints, side by side: on validation photos, simulated curator hints (uniform random points, radius
 1 % of the long side, the mean true ab there, seed 0) at 0, 1, 5, 10 and 20 points, scored for the
-hint network (the bundled model when it takes hints), the classic optimisation with the same hints
-from the colours of a model without hint input, and gray. Then the review page's preview latency:
+model with hints as restore uses it (the bundled model, or COLORIZE_HINT_MODEL), the classic
+optimisation alone with the same hints (Levin et al. 2004: no network), and gray; for a model with
+hint input, also the hints spread on the colours of a model without (COLORIZE_CLASSIC_MODEL). Then the review page's preview latency:
 one image at preview size redrawn with a hint, as the page's server does per change.
 
 The validation photos: the `val` split of the shards in COLORIZE_EVAL_SHARDS (the corpus the bundled
@@ -40,10 +41,10 @@ def validation_photos() -> tuple[list, str]:
 
 
 def table(results: dict[int, dict[str, dict]]) -> str:
-    lines = [f"{'hints':>5s} {'method':22s} {'AuC':>6s} {'AuC rb':>7s} {'PSNR':>6s} {'|dC|':>6s}"]
+    lines = [f"{'hints':>5s} {'method':24s} {'AuC':>6s} {'AuC rb':>7s} {'PSNR':>6s} {'|dC|':>6s}"]
     for n, by in results.items():
         for name, m in by.items():
-            lines.append(f"{n:5d} {name:22s} {100 * m['auc']:6.2f} {100 * m['auc_rebalanced']:7.2f} {m['psnr']:6.2f} {m['abs_delta_colourfulness']:6.1f}")
+            lines.append(f"{n:5d} {name:24s} {100 * m['auc']:6.2f} {100 * m['auc_rebalanced']:7.2f} {m['psnr']:6.2f} {m['abs_delta_colourfulness']:6.1f}")
     return "\n".join(lines)
 
 
@@ -82,21 +83,22 @@ def main() -> bool:
     pkg = load_package(pkg_dir)
     classic = load_package(os.environ.get("COLORIZE_CLASSIC_MODEL", BUNDLED_MODEL_DIR))
     items, what = validation_photos()
-    print(f"hints: {what}; hint network {'with' if pkg.model.cfg.hint_input else 'WITHOUT'} hint input")
+    how = "as its input" if pkg.model.cfg.hint_input else "spread along L's edges from its colours"
+    print(f"hints: {what}; the model takes the hints {how}")
     t0 = time.perf_counter()
     results = evaluate_hints(pkg, classic, items, HINT_COUNTS)
     print(table(results))
     print(f"({time.perf_counter() - t0:.0f} s)")
     ok = True
     for n in HINT_COUNTS[1:]:
-        net, cl = results[n]["hint network"], results[n]["classic optimisation"]
+        net, cl = results[n]["model with hints"], results[n]["classic optimisation"]
         dpsnr, dauc = net["psnr"] - cl["psnr"], 100 * (net["auc_rebalanced"] - cl["auc_rebalanced"])
         met = dpsnr >= PSNR_MARGIN and dauc >= AUC_MARGIN
         ok &= met
-        print(f"{n:2d} hints: network - classic: PSNR {dpsnr:+.2f} dB, rebalanced AuC {dauc:+.2f} (target +{PSNR_MARGIN} / +{AUC_MARGIN}, {'met' if met else 'missed'})")
+        print(f"{n:2d} hints: model - classic: PSNR {dpsnr:+.2f} dB, rebalanced AuC {dauc:+.2f} (target +{PSNR_MARGIN} / +{AUC_MARGIN}, {'met' if met else 'missed'})")
     latency = preview_latency(pkg, pkg_dir)
     print(f"colour tool: a preview redrawn with hints in {1000 * latency:.0f} ms (median of 6 changes; target under 1,000 ms)")
     ok &= latency < 1.0
-    gain = results[1]["hint network"]["psnr"] - results[0]["hint network"]["psnr"]
+    gain = results[1]["model with hints"]["psnr"] - results[0]["model with hints"]["psnr"]
     print(f" 1 hint against none: PSNR {gain:+.2f} dB (target +{ONE_HINT_GAIN}, {'met' if gain >= ONE_HINT_GAIN else 'missed'})")
     return ok and gain >= ONE_HINT_GAIN

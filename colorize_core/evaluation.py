@@ -184,26 +184,40 @@ def simulated_curator_hints(sample: Sample, n: int, rng: np.random.Generator) ->
 
 
 def evaluate_hints(
-    pkg, classic_pkg, items: list[Sample], counts: Iterable[int] = HINT_COUNTS, seed: int = 0, bf16: bool = False
+    pkg, classic_pkg=None, items: list[Sample] = (), counts: Iterable[int] = HINT_COUNTS, seed: int = 0, bf16: bool = False
 ) -> dict[int, dict[str, dict]]:
-    """{hint count: {method: metrics}} on the same simulated hints for every method: `pkg` taking the
-    hints as input (a model with hint input), `classic_pkg` (a model without) with the hints spread
-    along L's edges from its colours (Levin et al. 2004), and gray. Each at the working size, decoded
-    as each package says."""
+    """{hint count: {method: metrics}} on the same simulated hints for every method, each at the working
+    size, decoded as its package says: "model with hints" (what restore makes of `pkg` with the hints:
+    its input when it takes hints, else spread along L's edges from its colours), "classic optimisation"
+    (Levin et al. 2004 alone: the hints spread from gray, no network, no training), gray, and, when `pkg`
+    takes hints and `classic_pkg` is given, "propagation on <classic_pkg>" (the hints spread from the
+    colours of a model without hint input: what a hint network has to beat to be worth it)."""
     out = {}
     for n in counts:
         rng = np.random.default_rng(seed)
-        evs = {"hint network": Evaluator(), "classic optimisation": Evaluator(), "gray": Evaluator()}
+        evs = {"model with hints": Evaluator(), "classic optimisation": Evaluator(), "gray": Evaluator()}
+        spread_on_classic = classic_pkg is not None and pkg.model.cfg.hint_input
+        if spread_on_classic:
+            evs["propagation on model"] = Evaluator()
         for s in items:
             hints = simulated_curator_hints(s, n, rng)
             L = torch.from_numpy(s.L_in)[None, None]  # (1, 1, H, W)
             grid = tuple(s.L.shape)
-            given = hint_input(hints, grid, grid)[None] if pkg.model.cfg.hint_input else None
-            ab = chroma_at_working_size(pkg, L, predict(pkg.model, L, bf16, given), ColorizeConfig().resolved(pkg.decode))[0]
-            evs["hint network"].add(s, ab.permute(1, 2, 0).numpy())
-            prior = chroma_at_working_size(classic_pkg, L, predict(classic_pkg.model, L, bf16), ColorizeConfig().resolved(classic_pkg.decode))[0]
             hint_ab, mask = rasterise(hints, grid, grid)
-            evs["classic optimisation"].add(s, propagate_hints(s.L_in, prior.numpy(), hint_ab, mask).transpose(1, 2, 0))
+
+            def spread_from(prior: np.ndarray) -> np.ndarray:  # (2, H, W) -> (H, W, 2)
+                return propagate_hints(s.L_in, prior, hint_ab, mask).transpose(1, 2, 0)
+
+            def colours(p, given=None) -> np.ndarray:  # (2, H, W)
+                return chroma_at_working_size(p, L, predict(p.model, L, bf16, given), ColorizeConfig().resolved(p.decode))[0].numpy()
+
+            if pkg.model.cfg.hint_input:
+                evs["model with hints"].add(s, colours(pkg, hint_input(hints, grid, grid)[None]).transpose(1, 2, 0))
+            else:
+                evs["model with hints"].add(s, spread_from(colours(pkg)))
+            if spread_on_classic:
+                evs["propagation on model"].add(s, spread_from(colours(classic_pkg)))
+            evs["classic optimisation"].add(s, spread_from(np.zeros((2, *grid), np.float32)))
             evs["gray"].add(s, np.zeros_like(s.ab))
         out[n] = {k: ev.summary() for k, ev in evs.items()}
     return out

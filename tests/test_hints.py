@@ -156,6 +156,27 @@ def test_simulated_hints_are_patch_means_of_the_truth_and_reproducible():
     assert hints[b, :2, y, x].abs().max() <= ab[b].abs().max() and hints[b, 0, y, x] != 0
 
 
+def test_the_hint_evaluation_sets_the_model_against_the_classic_method_alone(photo_shards):
+    """The classic optimisation of the table is Levin et al. alone (from gray, no network): with no
+    hints it is gray, and its hints colour it; the model's row with no hints is its automatic output."""
+    import glob
+
+    from colorize_core.data import load_split, open_local
+    from colorize_core.colorize import ColorizeConfig
+    from colorize_core.evaluation import evaluate, evaluate_hints, predicted, samples
+    from colorize_core.package import load_package
+    from tasks.registry import BUNDLED_MODEL_DIR
+
+    pkg = load_package(BUNDLED_MODEL_DIR)
+    items = list(samples(load_split(sorted(glob.glob(str(photo_shards / "*.parquet"))), open_local, "val")))
+    by = evaluate_hints(pkg, None, items, (0, 20))
+    assert set(by[0]) == {"model with hints", "classic optimisation", "gray"}
+    assert by[0]["classic optimisation"] == by[0]["gray"]
+    assert by[20]["classic optimisation"]["auc_rebalanced"] > by[0]["gray"]["auc_rebalanced"] + 0.01
+    automatic = evaluate(pkg, predicted(pkg, items), {"own": ColorizeConfig().resolved(pkg.decode)}, baselines=False)["model/own"]
+    assert by[0]["model with hints"]["psnr"] == pytest.approx(automatic["psnr"], abs=1e-3)
+
+
 def test_training_with_simulated_hints_resumes_exactly(photo_shards, tmp_path):
     import glob
 
