@@ -76,6 +76,20 @@ def test_hints_spread_along_edges_and_the_network_keeps_the_rest():
     assert np.array_equal(propagate_hints(L, prior, hint_ab, np.zeros_like(mask)), prior), "no hint: the prior"
 
 
+def test_a_hint_replaces_the_networks_blotches_where_it_reaches():
+    """The hint's colour, not the network's colour shifted by the hint's correction: blotches of the
+    network's colours under a hint's region fade with its reach (spreading the correction kept them)."""
+    h = w = 64
+    L = np.full((h, w), 50.0, np.float32)  # one flat region
+    blotches = np.where((np.indices((h, w)) // 4).sum(0) % 2 == 0, 20.0, -20.0).astype(np.float32)  # (h, w)
+    prior = np.stack([blotches, -blotches])
+    hint_ab, mask = rasterise((Hint(0.5, 0.5, 0.03, (10.0, 10.0)),), (h, w), (h, w))
+    ab = propagate_hints(L, prior, hint_ab, mask)
+    near = (slice(26, 38), slice(40, 46))  # beside the hint, in its region
+    assert ab[(0, *near)].std() < 0.5 * prior[(0, *near)].std()
+    assert np.abs(ab[(0, *near)].mean() - 10.0) < 5
+
+
 def test_a_batch_with_hints_writes_beside_the_automatic_outputs_and_reruns_only_changed_hints(tmp_path, prefect_harness):
     import pyarrow.parquet as pq
     from PIL import Image
