@@ -71,8 +71,12 @@ def dask_client(address: str | None = None, n_workers: int = 2, processes: bool 
     logging.getLogger("distributed").setLevel(logging.WARNING)
     address = address or os.environ.get("COLORIZE_DASK_ADDRESS")
     if address:
-        with connect(address) as client:
-            yield client
+        try:
+            with connect(address) as client:
+                yield client
+        finally:
+            if address in _STARTED:  # the run's work is done: its workers stop while it writes its reports
+                _STARTED[address].close_soon()
         return
     with local_cluster(n_workers, processes) as cluster, Client(cluster) as client:
         try:
@@ -149,12 +153,16 @@ def cluster_for(source: str, dask_address: str | None, n_workers: int, preload: 
     return ClusterInBackground(n_workers, preload)
 
 
+_STARTED: dict[str, "ClusterInBackground"] = {}  # address -> the cluster this process started for one run
+
+
 class ClusterInBackground:
     """A LocalCluster of worker processes started on a thread, its workers importing `preload` as they
     start, while the caller goes on with other start-up work (its own imports, the registry, the
     Prefect API). Its address is known at once (a port chosen up front); a client connecting early
     waits for the scheduler. `warm(fn)` runs `fn` on every worker once they are up (the model loaded
-    before the first batch), on a thread of its own."""
+    before the first batch), on a thread of its own. The run's `dask_client` starts closing it as it
+    lets go (the workers stop while the run writes its manifest and pages); `close` waits for that."""
 
     def __init__(self, n_workers: int, preload: tuple[str, ...] = ()):
         self.address = f"tcp://127.0.0.1:{free_port()}"
@@ -162,6 +170,8 @@ class ClusterInBackground:
         self.error: BaseException | None = None
         self._threads = [threading.Thread(target=self._start, args=(n_workers, preload), daemon=True, name="cluster-start")]
         self._threads[0].start()
+        self._closing: threading.Thread | None = None
+        _STARTED[self.address] = self
 
     def _start(self, n_workers: int, preload: tuple[str, ...]) -> None:
         try:
@@ -180,10 +190,27 @@ class ClusterInBackground:
         self._threads.append(threading.Thread(target=run, daemon=True, name="cluster-warm"))
         self._threads[-1].start()
 
+    def close_soon(self) -> None:
+        if self._closing is None:
+            self._closing = threading.Thread(target=self._close, daemon=True, name="cluster-close")
+            self._closing.start()
+
     def close(self) -> None:
-        for t in self._threads:
-            t.join()
-        if self.cluster is not None:
-            with Client(self.cluster, set_as_default=False) as client:
-                quiet_workers(client)
-            self.cluster.close()
+        self.close_soon()
+        self._closing.join()
+        _STARTED.pop(self.address, None)
+        if self._close_error is not None:
+            raise self._close_error
+
+    _close_error: BaseException | None = None
+
+    def _close(self) -> None:
+        try:
+            for t in self._threads:
+                t.join()
+            if self.cluster is not None:
+                with Client(self.cluster, set_as_default=False) as client:
+                    quiet_workers(client)
+                self.cluster.close()
+        except BaseException as e:  # raised by close(), in the caller's thread
+            self._close_error = e
