@@ -86,7 +86,7 @@ def main() -> bool:
     how = "as its input" if pkg.model.cfg.hint_input else "spread along L's edges from its colours"
     print(f"hints: {what}; the model takes the hints {how}")
     t0 = time.perf_counter()
-    results = evaluate_hints(pkg, classic, items, HINT_COUNTS)
+    results = evaluate_hints(pkg, items, HINT_COUNTS, classic)
     print(table(results))
     print(f"({time.perf_counter() - t0:.0f} s)")
     ok = True

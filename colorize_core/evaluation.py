@@ -184,14 +184,14 @@ def simulated_curator_hints(sample: Sample, n: int, rng: np.random.Generator) ->
 
 
 def evaluate_hints(
-    pkg, classic_pkg=None, items: list[Sample] = (), counts: Iterable[int] = HINT_COUNTS, seed: int = 0, bf16: bool = False
+    pkg, items: list[Sample], counts: Iterable[int] = HINT_COUNTS, classic_pkg=None, seed: int = 0, bf16: bool = False
 ) -> dict[int, dict[str, dict]]:
     """{hint count: {method: metrics}} on the same simulated hints for every method, each at the working
     size, decoded as its package says: "model with hints" (what restore makes of `pkg` with the hints:
     its input when it takes hints, else spread along L's edges from its colours), "classic optimisation"
     (Levin et al. 2004 alone: the hints spread from gray, no network, no training), gray, and, when `pkg`
-    takes hints and `classic_pkg` is given, "propagation on <classic_pkg>" (the hints spread from the
-    colours of a model without hint input: what a hint network has to beat to be worth it)."""
+    takes hints and `classic_pkg` is given, "propagation on model" (the hints spread from the colours of
+    `classic_pkg`, a model without hint input: what a hint network has to beat to be worth it)."""
     out = {}
     for n in counts:
         rng = np.random.default_rng(seed)

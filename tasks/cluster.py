@@ -171,6 +171,7 @@ class ClusterInBackground:
         self._threads = [threading.Thread(target=self._start, args=(n_workers, preload), daemon=True, name="cluster-start")]
         self._threads[0].start()
         self._closing: threading.Thread | None = None
+        self._close_error: BaseException | None = None
         _STARTED[self.address] = self
 
     def _start(self, n_workers: int, preload: tuple[str, ...]) -> None:
@@ -201,8 +202,6 @@ class ClusterInBackground:
         _STARTED.pop(self.address, None)
         if self._close_error is not None:
             raise self._close_error
-
-    _close_error: BaseException | None = None
 
     def _close(self) -> None:
         try:

@@ -183,7 +183,7 @@ def test_the_hint_evaluation_sets_the_model_against_the_classic_method_alone(pho
 
     pkg = load_package(BUNDLED_MODEL_DIR)
     items = list(samples(load_split(sorted(glob.glob(str(photo_shards / "*.parquet"))), open_local, "val")))
-    by = evaluate_hints(pkg, None, items, (0, 20))
+    by = evaluate_hints(pkg, items, (0, 20))
     assert set(by[0]) == {"model with hints", "classic optimisation", "gray"}
     assert by[0]["classic optimisation"] == by[0]["gray"]
     assert by[20]["classic optimisation"]["auc_rebalanced"] > by[0]["gray"]["auc_rebalanced"] + 0.01
