@@ -40,7 +40,7 @@ tests/viewer/node_modules/mirador/dist/mirador.min.js: tests/viewer/package-lock
 
 test: $(STAMP) browser viewer
 	mkdir -p $(PREFECT_HOME)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests  # the slowest fifteen listed: where the suite's time goes
 
 bench: $(STAMP) browser
 	$(PY) -m pip install -q --disable-pip-version-check -r bench/requirements.txt
