@@ -10,7 +10,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # This process runs networks in torch only; OpenVINO runs in processes of its own (workers, `colorize
 # image`, tests/test_engines.py). Its AMX kernels in here, then a DataLoader worker's exit (torch's
 # SIGCHLD handler, delivered on the small signal stack pytest's faulthandler sets), ended the suite
-# with a segmentation fault at the first training test with loader workers (CI, Xeon with AMX).
+# with a segmentation fault at the first training test with loader workers (CI, Xeon with AMX). The
+# faulthandler plugin is off as well (pyproject.toml).
 os.environ["COLORIZE_ENGINE"] = "torch"
 
 # the reference release's files as shipped in the package; their sha256 are checked in test_bins
