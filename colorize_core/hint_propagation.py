@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
-KEEP = 1e-4  # how fast a correction fades with no edge to stop it: about 100 working pixels
+KEEP = 1e-4  # how fast a hint fades with no edge to stop it: about 100 working pixels
 MIN_VARIANCE = 4.0  # L units^2: flat areas still pass colour on (Levin's epsilon)
 MAX_VARIANCE = 25.0  # L units^2: a step of 15 L or more stops colour
 _NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]

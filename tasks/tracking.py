@@ -30,6 +30,6 @@ def configure_mlflow(experiment: str = EXPERIMENT) -> str:
         else:
             exp_id = exp.experiment_id
     # active for the runs that follow: left at MLflow's Default, a new state's first run (the bundled
-    # model's registration) logged its artifacts into ./mlruns of whatever folder the user was in
+    # model's registration by `colorize import-weights`) logged its files into ./mlruns of the user's folder
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
