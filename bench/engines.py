@@ -24,7 +24,7 @@ from colorize_core.imageio import decode_image
 from colorize_core.inference import cpu_supports_bf16
 from colorize_core.models import Colorizer, ModelConfig
 from colorize_core.package import load_package
-from tasks.registry import BUNDLED_MODEL_DIR
+from tasks.model_resolve import BUNDLED_MODEL_DIR
 from tests.photos import real_photo_bytes
 
 BATCH, SIZE, GATE = 8, 256, 1.0  # the network bound's batch, the restore input, |delta ab| units

@@ -19,7 +19,7 @@ import time
 from colorize_core.data import load_split, open_local
 from colorize_core.evaluation import HINT_COUNTS, evaluate_hints, samples
 from colorize_core.package import load_package
-from tasks.registry import BUNDLED_MODEL_DIR
+from tasks.model_resolve import BUNDLED_MODEL_DIR
 
 PSNR_MARGIN, AUC_MARGIN, ONE_HINT_GAIN = 1.0, 2.0, 1.5  # dB over classic, rebalanced AuC points over classic, dB over automatic
 

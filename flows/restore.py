@@ -22,7 +22,7 @@ from tasks.iiif import write_iiif
 from tasks.lease import Lease
 from tasks.model_ref import ModelRef
 from tasks.preprocess import list_sources
-from tasks.registry import DEFAULT_MODEL_URI, resolve_model
+from tasks.model_resolve import DEFAULT_MODEL_URI, resolve_model
 from tasks.restore_report import RestoreSummary, publish_report
 from tasks.restore_runs import (
     RestorePlan,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import logging
@@ -19,17 +18,22 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from colorize_core.package import ColorizerPackage, load_package, package_checksum, save_package
-from tasks.checks import ModelMismatch
+from tasks import model_resolve
 from tasks.model_ref import ModelRef
+from tasks.model_resolve import (
+    BUNDLED_TAG,
+    DEFAULT_MODEL_URI,
+    PACKAGE_TAG,
+    bundled_is_newer,
+    local_copy,
+    resolve_model,
+    verify_copy,
+)
 from tasks.state import setup_lock
 from tasks.tracking import configure_mlflow, state_dir, tracking_uri
 
 CORE_DIR = str(Path(__file__).resolve().parents[1] / "colorize_core")
 PYFUNC_CODE = str(Path(__file__).resolve().parent / "pyfunc_model.py")
-DEFAULT_MODEL_URI = "models:/colorizer@champion"
-PACKAGE_TAG = "package_sha256"  # on every registered version: what a local copy must match
-BUNDLED_TAG = "bundled_sha256"  # on a bundled default's version: the shipped folder it came from
-BUNDLED_MODEL_DIR = str(Path(__file__).resolve().parents[1] / "colorize_core" / "default_model")
 log = logging.getLogger(__name__)
 
 
@@ -106,7 +110,8 @@ def may_register() -> bool:
 def register_bundled_default(name: str = "colorizer", alias: str = "champion") -> tuple[str, str]:
     """Registers the model that ships with the project as a version of `name` and points `alias` at
     it: the first restoration on a fresh machine colorizes with it, offline."""
-    if not os.path.exists(os.path.join(BUNDLED_MODEL_DIR, "weights.pt")):
+    bundled = model_resolve.BUNDLED_MODEL_DIR  # read when called: tests put another release's model there
+    if not os.path.exists(os.path.join(bundled, "weights.pt")):
         raise LookupError(
             f"no model version behind {DEFAULT_MODEL_URI} in the registry at {tracking_uri()}, and no bundled default "
             "model: train one (colorize train) or import the published weights (colorize import-weights)"
@@ -117,18 +122,15 @@ def register_bundled_default(name: str = "colorizer", alias: str = "champion") -
             f"pipeline identity's job (`colorize stack up --production` does it), not {os.environ.get('MLFLOW_TRACKING_USERNAME')}'s"
         )
     source = "bundled default model (colorize_core/default_model)"
-    tags = {"bundled": "true", BUNDLED_TAG: package_checksum(BUNDLED_MODEL_DIR)}
-    return name, register_package(load_package(BUNDLED_MODEL_DIR), name, source, alias, tags)
+    tags = {"bundled": "true", BUNDLED_TAG: package_checksum(bundled)}
+    return name, register_package(load_package(bundled), name, source, alias, tags)
 
 
 def newer_bundled_default(name: str, version: str) -> tuple[str, str] | None:
     """A champion nobody chose (the bundled default of an earlier release) follows the bundled model
     this release ships: registered as a new version and made champion; the old version stays. A
     champion that was promoted or set by hand is never touched."""
-    tags = MlflowClient().get_model_version(name, version).tags
-    if tags.get("bundled") != "true" or not os.path.exists(os.path.join(BUNDLED_MODEL_DIR, "weights.pt")):
-        return None
-    if package_checksum(BUNDLED_MODEL_DIR) in (tags.get(BUNDLED_TAG), tags.get(PACKAGE_TAG)) or not may_register():
+    if not bundled_is_newer(MlflowClient().get_model_version(name, version).tags) or not may_register():
         return None
     try:
         return register_bundled_default(name)
@@ -157,18 +159,9 @@ def import_reference_checkpoint(checkpoint: str, name: str, alias: str | None = 
     return register_package(pkg, name, f"imported reference checkpoint {os.path.basename(checkpoint)}", alias)
 
 
-def resolve_model(uri: str = DEFAULT_MODEL_URI) -> ModelRef:
-    """A verified local copy of the model's package, and its name, version and checksum.
-
-    `models:/name@alias`, `models:/name/N` or a package directory. Local copies are keyed by the
-    registry and the version's identity (run, source, creation time), never by name and version
-    alone, and checked against the checksum recorded at registration: a URI resolved against one
-    registry never yields a model from another, nor a reset registry's earlier version N. When the
-    registry has no champion yet, the bundled default model is registered and used, and the log says so."""
-    if os.path.isdir(uri):
-        pkg_meta = read_meta(uri)
-        checksum = package_checksum(uri)
-        return ModelRef(uri, os.path.abspath(uri), pkg_meta.get("name", "colorizer"), str(pkg_meta.get("version", checksum[:8])), checksum)
+def resolve_registered(uri: str) -> ModelRef:
+    """`resolve_model` through MLflow (tasks.model_resolve): the version's copy made when it is not
+    local yet, and the bundled model registered as champion when the registry has none."""
     configure_mlflow()
     with setup_lock() if uri == DEFAULT_MODEL_URI else contextlib.nullcontext():  # the bundled model registered once
         name, version = _champion_or(uri)
@@ -176,14 +169,13 @@ def resolve_model(uri: str = DEFAULT_MODEL_URI) -> ModelRef:
         mv = MlflowClient().get_model_version(name, version)
     except MlflowException:
         raise LookupError(f"model {uri} is not in the registry at {tracking_uri()}: {_versions_of(name)}") from None
-    identity = hashlib.sha256(f"{tracking_uri()}|{name}|{version}|{mv.run_id}|{mv.source}|{mv.creation_timestamp}".encode()).hexdigest()
-    local = state_dir() / "models" / f"{name}-v{version}-{identity[:16]}"
+    local = local_copy(name, version, mv.run_id, mv.source, mv.creation_timestamp)
     expected = mv.tags.get(PACKAGE_TAG)
     if not (local / "weights.pt").exists():
         downloaded = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}")
         tmp = Path(tempfile.mkdtemp(dir=state_dir()))
         shutil.copytree(os.path.join(downloaded, "artifacts"), tmp / "pkg")
-        _verify(tmp / "pkg", expected, uri)
+        verify_copy(tmp / "pkg", expected, uri)
         local.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.replace(tmp / "pkg", local)  # whole or absent
@@ -191,8 +183,7 @@ def resolve_model(uri: str = DEFAULT_MODEL_URI) -> ModelRef:
             if not (local / "weights.pt").exists():
                 raise
         shutil.rmtree(tmp, ignore_errors=True)
-    checksum = _verify(local, expected, uri)
-    return ModelRef(uri, str(local), name, version, checksum)
+    return ModelRef(uri, str(local), name, version, verify_copy(local, expected, uri))
 
 
 def _versions_of(name: str) -> str:
@@ -201,9 +192,6 @@ def _versions_of(name: str) -> str:
     except MlflowException:
         versions = []
     return f"its versions of {name} are {', '.join(map(str, versions))}" if versions else f"it has no model named {name}"
-
-
-UNCHECKED_OPT_IN = "COLORIZE_ALLOW_UNCHECKED_MODELS"  # =1: load registered versions that carry no checksum
 
 
 def _champion_or(uri: str) -> tuple[str, str]:
@@ -227,25 +215,6 @@ def _champion_or(uri: str) -> tuple[str, str]:
         )
         nv = newer
     return nv
-
-
-def _verify(directory: Path, expected: str | None, uri: str) -> str:
-    checksum = package_checksum(str(directory))
-    if not expected and os.environ.get(UNCHECKED_OPT_IN) != "1":
-        raise ModelMismatch(
-            f"{uri} has no {PACKAGE_TAG} tag in the registry, so its files cannot be checked: register it with `colorize` "
-            f"(which records the checksum), or set {UNCHECKED_OPT_IN}=1 to load it unchecked"
-        )
-    if expected and checksum != expected:
-        raise ModelMismatch(
-            f"the local copy of {uri} at {directory} does not match the registry (sha256 {checksum[:12]}, registered {expected[:12]})"
-        )
-    return checksum
-
-
-def read_meta(directory: str) -> dict:
-    with open(os.path.join(directory, "config.json")) as f:
-        return json.load(f).get("meta", {})
 
 
 resolve = task(resolve_model, name="resolve_model", retries=2, retry_delay_seconds=3, cache_policy=NONE)

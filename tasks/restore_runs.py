@@ -16,7 +16,7 @@ from tasks.cluster import connect, map_as_completed
 from tasks.layout import DestLayout, item_key, output_folder, version_folder
 from tasks.manifest import ManifestRow, read_manifests, write_manifest
 from tasks.model_ref import ModelRef
-from tasks.registry import resolve_model
+from tasks.model_resolve import resolve_model
 from tasks.restore_worker import RestoreJob, Settled, restore_batch
 from tasks.storage import filesystem, known_by_stamp, remove_tree
 

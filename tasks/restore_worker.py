@@ -233,7 +233,7 @@ def colorize_one(src: str, out: str, model: str, options: dict, sign: bool = Tru
     """One file, by the same path as a batch of a restore run, in this process (no cluster, no flow):
     the model resolved, the user's options (`ColorizeConfig.from_options`) on its decode; returns the
     model it used."""
-    from tasks.registry import resolve_model  # in the client only: a worker is handed the resolved ModelRef
+    from tasks.model_resolve import resolve_model  # in the client only: a worker is handed the resolved ModelRef
 
     ref = resolve_model(model)
     signing = signing_identity(state_dir()) if sign else None

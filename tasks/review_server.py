@@ -35,7 +35,7 @@ from colorize_core.package import load_package
 from colorize_core.writer import jpeg_bytes
 from tasks.engine_choice import engine_for
 from tasks.layout import DestLayout
-from tasks.registry import resolve_model
+from tasks.model_resolve import resolve_model
 from tasks.restore_worker import PREVIEW
 from tasks.review import RUN_INFO
 from tasks.storage import join, read_bytes, retrying

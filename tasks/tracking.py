@@ -1,10 +1,9 @@
-"""MLflow at the edge: tracking URI from the environment, default a SQLite file in the state folder."""
+"""MLflow at the edge: tracking URI from the environment, default a SQLite file in the state folder.
+MLflow is imported when configured, not with this module (tasks.model_resolve reads the URI alone)."""
 
 from __future__ import annotations
 
 import os
-
-import mlflow
 
 from tasks.state import setup_lock, state_dir
 
@@ -17,6 +16,8 @@ def tracking_uri() -> str:
 
 def configure_mlflow(experiment: str = EXPERIMENT) -> str:
     """Points MLflow at the tracking URI and makes sure the experiment exists; returns its id."""
+    import mlflow
+
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)

@@ -1,5 +1,6 @@
 """Dependable runs: a model URI means what its registry holds; wrong arguments end in one line."""
 
+import json
 import os
 import subprocess
 import sys
@@ -59,25 +60,69 @@ def test_a_champion_nobody_chose_follows_the_bundled_model_of_each_release(tmp_p
     """An upgraded checkout gets the new bundled model; a champion someone set is never moved."""
     import mlflow
 
+    import tasks.model_resolve as resolving
     import tasks.registry as registry
     from colorize_core.package import load_package, package_checksum
 
     monkeypatch.setenv("COLORIZE_HOME", str(tmp_path / "state"))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", _registry(tmp_path, "u"))
     mlflow.set_tracking_uri(_registry(tmp_path, "u"))
-    monkeypatch.setattr(registry, "BUNDLED_MODEL_DIR", make_package(tmp_path / "release-1", "1", seed=0))
+    monkeypatch.setattr(resolving, "BUNDLED_MODEL_DIR", make_package(tmp_path / "release-1", "1", seed=0))
     assert registry.resolve_model().version == "1"  # fresh registry: the bundled model becomes champion
     assert registry.resolve_model().version == "1", "the same release registers nothing more"
-    monkeypatch.setattr(registry, "BUNDLED_MODEL_DIR", make_package(tmp_path / "release-2", "2", seed=1))
+    monkeypatch.setattr(resolving, "BUNDLED_MODEL_DIR", make_package(tmp_path / "release-2", "2", seed=1))
     ref = registry.resolve_model()
-    assert (ref.version, ref.sha256) == ("2", package_checksum(registry.BUNDLED_MODEL_DIR))
+    assert (ref.version, ref.sha256) == ("2", package_checksum(resolving.BUNDLED_MODEL_DIR))
     assert registry.resolve_model().version == "2"
     chosen = registry.register_package(
         load_package(make_package(tmp_path / "trained", "x", seed=2)), "colorizer", "trained", alias="champion"
     )
-    monkeypatch.setattr(registry, "BUNDLED_MODEL_DIR", make_package(tmp_path / "release-3", "3", seed=3))
+    monkeypatch.setattr(resolving, "BUNDLED_MODEL_DIR", make_package(tmp_path / "release-3", "3", seed=3))
     assert registry.resolve_model().version == chosen == "3", "a champion someone set stays"
     assert len(mlflow.MlflowClient().search_model_versions("name='colorizer'")) == 3
+
+
+RESOLVE_ALONE = """
+import json, sys
+from tasks.model_resolve import resolve_model
+try:
+    ref = resolve_model(sys.argv[1])
+    said = [ref.version, ref.directory, ref.sha256]
+except LookupError as e:
+    said = str(e)
+print(json.dumps({"said": said, "mlflow": "mlflow" in sys.modules, "prefect": "prefect" in sys.modules}))
+"""
+
+
+def test_a_copied_version_resolves_from_the_registry_file_without_mlflow(tmp_path, monkeypatch):
+    """The embedded registry's aliases and deletions are read from its own tables: the same verified
+    copy as through MLflow, without importing MLflow or Prefect; anything not copied yet goes through MLflow."""
+    import mlflow
+
+    from colorize_core.package import load_package
+    from tasks.registry import register_package, resolve_model
+
+    monkeypatch.setenv("COLORIZE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", _registry(tmp_path, "f"))
+    mlflow.set_tracking_uri(_registry(tmp_path, "f"))
+    for seed in (0, 1):
+        register_package(load_package(make_package(tmp_path / f"pkg{seed}", "x", seed=seed)), "colorizer", "test", alias="champion")
+    first, second = resolve_model("models:/colorizer/1"), resolve_model("models:/colorizer@champion")
+    env = dict(os.environ)
+
+    def alone(uri: str) -> dict:
+        out = subprocess.run([sys.executable, "-c", RESOLVE_ALONE, uri], env=env, capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.splitlines()[-1])
+
+    said = alone("models:/colorizer@champion")
+    assert said["said"] == ["2", second.directory, second.sha256] and not said["mlflow"] and not said["prefect"]
+    client = mlflow.MlflowClient()
+    client.set_registered_model_alias("colorizer", "champion", "1")  # moved by someone else
+    said = alone("models:/colorizer@champion")
+    assert said["said"] == ["1", first.directory, first.sha256] and not said["mlflow"]
+    client.delete_model_version("colorizer", "2")
+    said = alone("models:/colorizer/2")
+    assert "not in the registry" in said["said"] and said["mlflow"], "a deleted version is MLflow's to answer"
 
 
 def test_a_tampered_local_copy_is_refused(tmp_path, monkeypatch):

@@ -179,7 +179,7 @@ def test_the_hint_evaluation_sets_the_model_against_the_classic_method_alone(pho
     from colorize_core.colorize import ColorizeConfig
     from colorize_core.evaluation import evaluate, evaluate_hints, predicted, samples
     from colorize_core.package import load_package
-    from tasks.registry import BUNDLED_MODEL_DIR
+    from tasks.model_resolve import BUNDLED_MODEL_DIR
 
     pkg = load_package(BUNDLED_MODEL_DIR)
     items = list(samples(load_split(sorted(glob.glob(str(photo_shards / "*.parquet"))), open_local, "val")))
@@ -222,7 +222,7 @@ def test_the_colour_tools_preview_is_the_batchs_own_preview():
     from colorize_core.colorize import ColorizeConfig, ColorizedBatch
     from colorize_core.imageio import decode_image
     from colorize_core.package import load_package
-    from tasks.registry import BUNDLED_MODEL_DIR
+    from tasks.model_resolve import BUNDLED_MODEL_DIR
     from tasks.restore_worker import PREVIEW
     from tests.photos import real_photo_bytes
 

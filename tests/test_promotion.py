@@ -9,7 +9,8 @@ from mlflow import MlflowClient
 from colorize_core.models import Colorizer, ModelConfig
 from colorize_core.package import ColorizerPackage, load_package
 from tasks.evaluate import PRIMARY, PromotionPolicy, promotion_decision
-from tasks.registry import BUNDLED_MODEL_DIR, log_package
+from tasks.model_resolve import BUNDLED_MODEL_DIR
+from tasks.registry import log_package
 from tasks.tracking import configure_mlflow
 
 

@@ -217,7 +217,8 @@ def test_a_version_without_its_checksum_is_not_loaded_unless_the_user_says_so(tm
     from colorize_core.models import Colorizer, ModelConfig
     from colorize_core.package import ColorizerPackage
     from tasks.checks import ModelMismatch
-    from tasks.registry import PACKAGE_TAG, UNCHECKED_OPT_IN, register_package, resolve_model
+    from tasks.model_resolve import PACKAGE_TAG, UNCHECKED_OPT_IN, resolve_model
+    from tasks.registry import register_package
 
     monkeypatch.delenv(UNCHECKED_OPT_IN, raising=False)
     pkg = ColorizerPackage(Colorizer(ModelConfig("tiny"), torch.from_numpy(canonical_bins().centres)).eval(), canonical_bins())
