@@ -38,6 +38,7 @@ from tasks.restore_runs import (
 from tasks.restore_worker import RestoreJob, load_hints, warm_worker
 from tasks.review import write_run_review
 from tasks.state import state_dir
+from tasks.storage import absolute
 
 plan = task(plan_restore, name="plan_restore", retries=2, retry_delay_seconds=3, cache_policy=NONE)
 
@@ -57,6 +58,7 @@ def restore_collection(
     already starting: the model is resolved and the plan made once, the workers load the model while
     the Prefect API finishes starting (`api_ready` waits for it), and the flow runs with what was
     resolved. `options`: the user's colorization options (`ColorizeConfig.from_options`)."""
+    source, dest = absolute(source), absolute(dest)
     try:
         ref = resolve_model(model)
         p = RestorePlan.of(source, dest, ref, ColorizeConfig.from_options(read_decode(ref.directory), **options))
@@ -100,6 +102,7 @@ def restore_flow(
     `hints`: curators' colour hints (`colorize_core.hints`): a file's URL, or the parsed hints. Each
     hinted item's output sits beside the automatic one, named by the hints' id."""
     started = time.time()
+    source, dest = absolute(source), absolute(dest)
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     p = RestorePlan.of(source, dest, model, colorize) if isinstance(model, ModelRef) else plan(source, dest, model, colorize)
     ref, layout = p.ref, p.layout

@@ -70,6 +70,14 @@ def full_url(fs: fsspec.AbstractFileSystem, path: str) -> str:
     return fs.unstrip_protocol(path)
 
 
+def absolute(url: str) -> str:
+    """A local folder as its listings name its files (an absolute path); other URLs as they are. A
+    relative SOURCE such as `scans/` otherwise matched none of its own files' keys."""
+    if "://" in url and not url.startswith("file://"):
+        return url
+    return os.path.abspath(os.path.expanduser(url.removeprefix("file://")))
+
+
 def join(base: str, *parts: str) -> str:
     return posixpath.join(base.rstrip("/"), *parts)
 

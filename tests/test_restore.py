@@ -153,11 +153,12 @@ def test_rerun_skips_done_and_retries_failed(first_run, collection, package):
     assert before == after
 
 
-def test_a_rerun_reads_only_sources_whose_listing_changed(package, tmp_path, prefect_harness):
+def test_a_rerun_reads_only_sources_whose_listing_changed(package, tmp_path, prefect_harness, monkeypatch):
     """The manifest keeps each source's listing stamp beside its hash. A rerun reads only what was
     touched or copied (found done by its hash all the same) or replaced (colorized); a file whose size, time
     and inode are unchanged is not read at all: here its bytes were rewritten in place behind the
-    stamp, and the rerun still skips it, which it could not if it had read them."""
+    stamp, and the rerun still skips it, which it could not if it had read them. The rerun names the
+    same folders relative to the working directory, as a user at a shell would."""
     from flows.restore import restore_flow
     from tasks.manifest import read_manifest
 
@@ -176,7 +177,8 @@ def test_a_rerun_reads_only_sources_whose_listing_changed(package, tmp_path, pre
     gray_of("coffee.png").save(src / "rocket.jpg", quality=90)  # replaced: new content
     (src / "cat-again.jpg").write_bytes((src / "cat.jpg").read_bytes())  # new name, content done before
 
-    again = restore_flow(str(src), str(dest), model=package, progress=False, review=False)
+    monkeypatch.chdir(tmp_path)
+    again = restore_flow("src", "./dest/", model=package, progress=False, review=False)
     rows = {os.path.basename(r.source): r for r in read_manifest(again.manifest)}
     assert (again.done, again.skipped, again.failed) == (1, 3, 0)
     assert rows["rocket.jpg"].status == "done" and rows["cat.jpg"].status == rows["hopper.jpg"].status == "skipped"
