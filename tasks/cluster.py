@@ -103,9 +103,20 @@ def local_cluster(n_workers: int, processes: bool = True, scheduler_port: int = 
     The nanny writes the workers' settings into this process's environment to spawn them, and leaves
     them there: torch first imported here afterwards would run one thread (OMP_NUM_THREADS=1), and so
     would every subprocess. They are put back once the workers are up. `preload`: modules each worker
-    imports as it starts, before any task arrives."""
+    imports as it starts, before any task arrives.
+
+    With `preload`, the workers are forked from one process that imported torch and those modules once
+    (multiprocessing's forkserver, started with the workers' settings), not each spawned to import
+    them anew: about 2 s less CPU while the command, the Prefect API and the workers all start on a
+    small machine. Only for a process whose environment is set before its first cluster (the command
+    line's): a worker inherits the environment the forkserver started with."""
     env = worker_environ()
-    with environ_kept(env), dask.config.set({"distributed.nanny.pre-spawn-environ": env, **CLUSTER_CONFIG}):
+    fork = {"distributed.worker.multiprocessing-method": "forkserver"} if preload and processes else {}
+    with environ_kept(env), dask.config.set({"distributed.nanny.pre-spawn-environ": env, **CLUSTER_CONFIG, **fork}):
+        if fork:
+            from distributed.utils import get_mp_context
+
+            get_mp_context().set_forkserver_preload(["distributed", "torch", *preload])  # used when the forkserver starts
         return LocalCluster(
             n_workers=n_workers,
             threads_per_worker=1,
