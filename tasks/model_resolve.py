@@ -94,7 +94,7 @@ def _copied_already(uri: str) -> ModelRef | None:
     body = uri[len("models:/") :]
     name, alias = body.split("@", 1) if "@" in body else (body.rsplit("/", 1)[0], None)
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as c:
+        with contextlib.closing(sqlite3.connect(Path(db).resolve().as_uri() + "?mode=ro", uri=True, timeout=10)) as c:
             if alias is None:
                 version = int(body.rsplit("/", 1)[1])
             else:
