@@ -76,6 +76,7 @@ def resolve_version(uri: str) -> tuple[str, str] | None:
     if not uri.startswith("models:/"):
         return None
     body = uri[len("models:/") :]
+    configure_mlflow()  # a command's first MLflow call: left unset, MLflow reads (and makes) ./mlflow.db of the user's folder
     client = MlflowClient()
     if "@" in body:
         name, alias = body.split("@", 1)

@@ -125,6 +125,27 @@ def test_a_copied_version_resolves_from_the_registry_file_without_mlflow(tmp_pat
     assert "not in the registry" in said["said"] and said["mlflow"], "a deleted version is MLflow's to answer"
 
 
+def test_an_alias_on_the_command_line_is_looked_up_in_the_projects_registry(tmp_path, monkeypatch):
+    """`--compare-with colorizer@champion`, `compare --models`, `promote NAME@ALIAS`: the alias is read
+    from the registry the project uses, never from MLflow's default ./mlflow.db of the user's folder."""
+    import mlflow
+
+    from colorize_core.package import load_package
+    from tasks.registry import register_package
+
+    monkeypatch.setenv("COLORIZE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the embedded default: the state folder's registry
+    register_package(load_package(make_package(tmp_path / "pkg", "x")), "colorizer", "test", alias="champion")
+    mlflow.set_tracking_uri(None)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code = "from tasks.model_names import output_folder; print(output_folder('colorizer@champion', '--compare-with'))"
+    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=os.getcwd()), cwd=elsewhere,
+                         capture_output=True, text=True)  # fmt: skip
+    assert out.stdout.strip().splitlines()[-1:] == ["colorizer-v1"], out.stderr[-2000:]
+    assert not list(elsewhere.iterdir())
+
+
 def test_a_tampered_local_copy_is_refused(tmp_path, monkeypatch):
     import mlflow
 
