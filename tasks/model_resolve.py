@@ -85,18 +85,30 @@ def bundled_is_newer(tags: dict) -> bool:
     return package_checksum(BUNDLED_MODEL_DIR) not in (tags.get(BUNDLED_TAG), tags.get(PACKAGE_TAG))
 
 
+def split_model_uri(uri: str) -> tuple[str, str | None, str | None]:
+    """(name, version, alias) of `models:/name/N` (alias None) or `models:/name@alias` (version None)."""
+    body = uri.removeprefix("models:/")
+    if "@" in body:
+        name, alias = body.split("@", 1)
+        return name, None, alias
+    name, version = body.rsplit("/", 1)
+    return name, version, None
+
+
 def _copied_already(uri: str) -> ModelRef | None:
     """The embedded registry's version behind `uri` when its verified copy is already local; None for
     whatever MLflow must answer (tables or rows missing, a server, a busy or unreadable file)."""
-    db = tracking_uri().removeprefix("sqlite:///")
-    if not uri.startswith("models:/") or db == tracking_uri() or not os.path.isfile(db):
+    registry = tracking_uri()
+    if not uri.startswith("models:/") or not registry.startswith("sqlite:///"):
         return None
-    body = uri[len("models:/") :]
-    name, alias = body.split("@", 1) if "@" in body else (body.rsplit("/", 1)[0], None)
+    db = registry.removeprefix("sqlite:///")
+    if not os.path.isfile(db):
+        return None
     try:
+        name, number, alias = split_model_uri(uri)
         with contextlib.closing(sqlite3.connect(Path(db).resolve().as_uri() + "?mode=ro", uri=True, timeout=10)) as c:
             if alias is None:
-                version = int(body.rsplit("/", 1)[1])
+                version = int(number)
             else:
                 row = c.execute("SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?", (name, alias)).fetchone()
                 if row is None:

@@ -27,6 +27,7 @@ from tasks.model_resolve import (
     bundled_is_newer,
     local_copy,
     resolve_model,
+    split_model_uri,
     verify_copy,
 )
 from tasks.state import setup_lock
@@ -75,14 +76,11 @@ def resolve_version(uri: str) -> tuple[str, str] | None:
     """(name, version) of a `models:/name@alias` or `models:/name/N` URI, None for other URIs."""
     if not uri.startswith("models:/"):
         return None
-    body = uri[len("models:/") :]
+    name, version, alias = split_model_uri(uri)
+    if alias is None:
+        return name, version
     configure_mlflow()  # a command's first MLflow call: left unset, MLflow reads (and makes) ./mlflow.db of the user's folder
-    client = MlflowClient()
-    if "@" in body:
-        name, alias = body.split("@", 1)
-        return name, str(client.get_model_version_by_alias(name, alias).version)
-    name, version = body.rsplit("/", 1)
-    return name, version
+    return name, str(MlflowClient().get_model_version_by_alias(name, alias).version)
 
 
 def register_package(pkg: ColorizerPackage, name: str, source: str, alias: str | None = None, tags: dict | None = None) -> str:
