@@ -1,8 +1,9 @@
 """Hints, side by side: on validation photos, simulated curator hints (uniform random points, radius
 1 % of the long side, the mean true ab there, seed 0) at 0, 1, 5, 10 and 20 points, scored for the
 model with hints as restore uses it (the bundled model, or COLORIZE_HINT_MODEL), the classic
-optimisation alone with the same hints (Levin et al. 2004: no network), and gray; for a model with
-hint input, also the hints spread on the colours of a model without (COLORIZE_CLASSIC_MODEL). Then the review page's preview latency:
+optimisation alone with the same hints (Levin et al. 2004: no network), and gray; for a model with a
+hint refiner, also its spread without the refiner; for a model with hint input, also the hints spread
+on the colours of a model without (COLORIZE_CLASSIC_MODEL). Then the review page's preview latency:
 one image at preview size redrawn with a hint, as the page's server does per change.
 
 The validation photos: the `val` split of the shards in COLORIZE_EVAL_SHARDS (the corpus the bundled
@@ -84,6 +85,7 @@ def main() -> bool:
     classic = load_package(os.environ.get("COLORIZE_CLASSIC_MODEL", BUNDLED_MODEL_DIR))
     items, what = validation_photos()
     how = "as its input" if pkg.model.cfg.hint_input else "spread along L's edges from its colours"
+    how += ", refined by its hint refiner" if pkg.model.cfg.hint_refiner else ""
     print(f"hints: {what}; the model takes the hints {how}")
     t0 = time.perf_counter()
     results = evaluate_hints(pkg, items, HINT_COUNTS, classic)

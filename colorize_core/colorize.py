@@ -15,12 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from .color import gamut_tables, gray_to_l, rgb_to_l
 from .decoding import DecodeConfig
-from .hint_propagation import propagate_hints
+from .hint_refiner import honour_hints
 from .hints import rasterise
 from .imageio import DecodedImage
 from .engines import Engine, choose, run
@@ -148,6 +147,7 @@ class ColorizedBatch:
         network's colours as the prior (Levin et al. 2004)."""
         self.images, self.cfg = list(images), cfg.resolved(pkg.decode)
         self.hints = hints or [()] * len(self.images)
+        self.refiner = getattr(pkg.model, "hint_refiner", None)
         self.L_small = torch.stack([network_input(img, self.cfg.size) for img in images])  # (B, S, S)
         given = None
         if pkg.model.cfg.hint_input and any(self.hints):
@@ -181,9 +181,9 @@ class ColorizedBatch:
         if not self.hints[i]:
             return self.ab_small[i]
         L = self.L_small[i]  # (S, S)
-        prior = F.interpolate(self.ab_small[i][None].float(), size=L.shape, mode="bilinear", align_corners=False)[0]  # (2, S, S)
+        prior = ChromaField(L, self.ab_small[i], tuple(L.shape), self.cfg.upsample).rows(0, L.shape[0], L)  # (2, S, S), as evaluated
         hint_ab, mask = rasterise(self.hints[i], tuple(L.shape), size)
-        return torch.from_numpy(propagate_hints(L.numpy(), prior.numpy(), hint_ab, mask))
+        return torch.from_numpy(honour_hints(L.numpy(), prior.numpy(), hint_ab, mask, len(self.hints[i]), self.refiner))
 
 
 def hint_input(hints: tuple, grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:

@@ -20,7 +20,7 @@ from .colorize import ColorizeConfig, chroma_at_working_size, hint_input
 from .decoding import PAPER_TEMPERATURE, DecodeConfig, annealed_mean
 from .degrade import DegradeConfig, degrade
 from .encoding import SoftEncoder
-from .hint_propagation import propagate_hints
+from .hint_refiner import honour_hints
 from .hints import Hint, rasterise
 from .inference import Prediction, predict
 from .metrics import AucAccumulator, colourfulness, psnr
@@ -171,15 +171,15 @@ HINT_COUNTS = (0, 1, 5, 10, 20)
 HINT_RADIUS = 0.01  # of the long side, as a curator's click
 
 
-def simulated_curator_hints(sample: Sample, n: int, rng: np.random.Generator) -> tuple[Hint, ...]:
+def simulated_curator_hints(sample: Sample, n: int, rng: np.random.Generator, radius: float = HINT_RADIUS) -> tuple[Hint, ...]:
     """`n` hints at uniform random points, each the mean true ab within its radius: what a curator who
-    knows the colours would place (the evaluation's hints, seeded; training simulates its own)."""
+    knows the colours would place (the evaluation's hints, seeded; the hint refiner trains on them too)."""
     H, W = sample.L.shape
     out = []
     for x, y in rng.random((n, 2)):
-        _, mask = rasterise((Hint(float(x), float(y), HINT_RADIUS, (0.0, 0.0)),), (H, W), (H, W))
+        _, mask = rasterise((Hint(float(x), float(y), radius, (0.0, 0.0)),), (H, W), (H, W))
         a, b = sample.ab[mask].mean(0)
-        out.append(Hint(float(x), float(y), HINT_RADIUS, (float(a), float(b))))
+        out.append(Hint(float(x), float(y), radius, (float(a), float(b))))
     return tuple(out)
 
 
@@ -188,25 +188,29 @@ def evaluate_hints(
 ) -> dict[int, dict[str, dict]]:
     """{hint count: {method: metrics}} on the same simulated hints for every method, each at the working
     size, decoded as its package says: "model with hints" (what restore makes of `pkg` with the hints:
-    its input when it takes hints, else spread along L's edges from its colours), "classic optimisation"
-    (Levin et al. 2004 alone: the hints spread from gray, no network, no training), gray, and, when `pkg`
+    its input when it takes hints, else spread along L's edges from its colours and refined where it has a
+    hint refiner), "classic optimisation" (Levin et al. 2004 alone: the hints spread from gray, no network,
+    no training), gray, "model, spread unrefined" when `pkg` has a refiner (what it adds), and, when `pkg`
     takes hints and `classic_pkg` is given, "propagation on model" (the hints spread from the colours of
     `classic_pkg`, a model without hint input: what a hint network has to beat to be worth it)."""
     out = {}
+    refiner = getattr(pkg.model, "hint_refiner", None)
     for n in counts:
         rng = np.random.default_rng(seed)
         evs = {"model with hints": Evaluator(), "classic optimisation": Evaluator(), "gray": Evaluator()}
         spread_on_classic = classic_pkg is not None and pkg.model.cfg.hint_input
         if spread_on_classic:
             evs["propagation on model"] = Evaluator()
+        if refiner is not None:
+            evs["model, spread unrefined"] = Evaluator()  # what the refiner adds
         for s in items:
             hints = simulated_curator_hints(s, n, rng)
             L = torch.from_numpy(s.L_in)[None, None]  # (1, 1, H, W)
             grid = tuple(s.L.shape)
             hint_ab, mask = rasterise(hints, grid, grid)
 
-            def spread_from(prior: np.ndarray) -> np.ndarray:  # (2, H, W) -> (H, W, 2)
-                return propagate_hints(s.L_in, prior, hint_ab, mask).transpose(1, 2, 0)
+            def spread_from(prior: np.ndarray, refiner=None) -> np.ndarray:  # (2, H, W) -> (H, W, 2)
+                return honour_hints(s.L_in, prior, hint_ab, mask, len(hints), refiner).transpose(1, 2, 0)
 
             def colours(p, given=None) -> np.ndarray:  # (2, H, W)
                 return chroma_at_working_size(p, L, predict(p.model, L, bf16, given), ColorizeConfig().resolved(p.decode))[0].numpy()
@@ -214,9 +218,12 @@ def evaluate_hints(
             if pkg.model.cfg.hint_input:
                 evs["model with hints"].add(s, colours(pkg, hint_input(hints, grid, grid)[None]).transpose(1, 2, 0))
             else:
-                evs["model with hints"].add(s, spread_from(colours(pkg)))
+                own = colours(pkg)
+                evs["model with hints"].add(s, spread_from(own, refiner))
+                if refiner is not None:
+                    evs["model, spread unrefined"].add(s, spread_from(own))
             if spread_on_classic:
-                evs["propagation on model"].add(s, spread_from(colours(classic_pkg)))
+                evs["propagation on model"].add(s, spread_from(colours(classic_pkg), getattr(classic_pkg.model, "hint_refiner", None)))
             evs["classic optimisation"].add(s, spread_from(np.zeros((2, *grid), np.float32)))
             evs["gray"].add(s, np.zeros_like(s.ab))
         out[n] = {k: ev.summary() for k, ev in evs.items()}

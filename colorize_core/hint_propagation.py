@@ -48,11 +48,9 @@ def affinities(L: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return rows, cols, weights
 
 
-def propagate_hints(L: np.ndarray, prior_ab: np.ndarray, hint_ab: np.ndarray, mask: np.ndarray, keep: float = KEEP) -> np.ndarray:
-    """ab (2, h, w) float32: the hints (`hint_ab` (2, h, w) where `mask` (h, w)) spread along the edges of
-    L (h, w), over the network's `prior_ab` (2, h, w) where they do not reach. No hint: the prior."""
-    if not mask.any():
-        return prior_ab.astype(np.float32)
+def spread(L: np.ndarray, hint_ab: np.ndarray, mask: np.ndarray, keep: float = KEEP) -> tuple[np.ndarray, np.ndarray]:
+    """(colour C (2, h, w), reach R (h, w)) float32 of the hints (`hint_ab` (2, h, w) where `mask` (h, w))
+    spread along the edges of L (h, w); C is R times the hints' colour, so C + (1 - R) * prior blends."""
     h, w = L.shape
     n = h * w
     rows, cols, weights = affinities(L)
@@ -65,6 +63,14 @@ def propagate_hints(L: np.ndarray, prior_ab: np.ndarray, hint_ab: np.ndarray, ma
     # to 1): minimum degree on A + A^T with pivots on the diagonal, 0.32-0.36 s at 256 x 256 where the
     # default ordering and pivoting took 0.68-0.80 s (AMD EPYC); pivoting off the diagonal undid the ordering
     lu = splu(A.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
-    X = lu.solve(np.where(mask.ravel()[:, None], given, 0.0)).T.reshape(3, h, w)
-    colour, reach = X[:2], X[2]
+    X = lu.solve(np.where(mask.ravel()[:, None], given, 0.0)).T.reshape(3, h, w).astype(np.float32)
+    return X[:2], X[2]
+
+
+def propagate_hints(L: np.ndarray, prior_ab: np.ndarray, hint_ab: np.ndarray, mask: np.ndarray, keep: float = KEEP) -> np.ndarray:
+    """ab (2, h, w) float32: the hints (`hint_ab` (2, h, w) where `mask` (h, w)) spread along the edges of
+    L (h, w), over the network's `prior_ab` (2, h, w) where they do not reach. No hint: the prior."""
+    if not mask.any():
+        return prior_ab.astype(np.float32)
+    colour, reach = spread(L, hint_ab, mask, keep)
     return (colour + (1 - reach) * prior_ab).astype(np.float32)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .constants import AB_NORM, L_CENT, L_NORM
+from .hint_refiner import HintRefiner
 
 ARCHS = {
     # name: (width multiplier, middle blocks among 5-7)
@@ -32,6 +33,7 @@ class ModelConfig:
     arch: str = "small"  # eccv16 (reference, ~32 M parameters) | medium (~8 M) | small (~2 M) | tiny (tests)
     q: int = 313  # bins of the bin set the classifier predicts
     hint_input: bool = False  # also sees a curator's ab hints and their mask (Zhang et al. 2017's input)
+    hint_refiner: bool = False  # carries a HintRefiner that corrects the hints' spread (hint_refiner.py)
 
     def __post_init__(self):
         if self.arch not in ARCHS and self.arch not in IMPORTED:
@@ -75,6 +77,8 @@ class Colorizer(nn.Module):
         # the reference's expectation layer: ab = model_out(softmax(logits)) * AB_NORM; frozen
         self.model_out = nn.Conv2d(cfg.q, 2, kernel_size=1, bias=False)
         self.model_out.weight.requires_grad_(False)
+        # not in forward: run on the hints' spread where a curator gave hints (hint_refiner.honour_hints)
+        self.hint_refiner = HintRefiner() if cfg.hint_refiner else None
         if centres is not None:
             self.set_centres(centres)
 
@@ -144,6 +148,12 @@ def with_hint_input(state: dict, seed: int = 0) -> dict:
     g = torch.Generator().manual_seed(seed)
     extra = torch.randn((w.shape[0], 3, *w.shape[2:]), generator=g, dtype=torch.float32).to(w.dtype) * w.std()
     return {**state, "model1.0.weight": torch.cat([w, extra], dim=1)}
+
+
+def network_state(model: nn.Module) -> dict:
+    """The network's own weights, to fine-tune from: a hint refiner stays behind, since it learnt the
+    corrections of this network's colours (scripts/train_hint_refiner.py trains one for the new model)."""
+    return {k: v for k, v in model.state_dict().items() if not k.startswith("hint_refiner.")}
 
 
 def parameter_count(model: nn.Module) -> int:

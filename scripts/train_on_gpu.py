@@ -29,7 +29,7 @@ import torch
 from colorize_core.bins import BinSet
 from colorize_core.data import AugmentConfig, open_local
 from colorize_core.degrade import DegradeConfig
-from colorize_core.models import ModelConfig
+from colorize_core.models import ModelConfig, network_state
 from colorize_core.package import load_package
 from colorize_core.train import Hooks, TrainConfig, train
 
@@ -116,7 +116,7 @@ def one_run(run: Run, args: argparse.Namespace, deadline: float) -> None:
     torch.backends.cudnn.benchmark = True
     bins = BinSet.load(args.bins)
     urls = sorted(glob.glob(os.path.join(args.shards, "*.parquet")))
-    init = load_package(run.init).model.state_dict() if run.init else None
+    init = network_state(load_package(run.init).model) if run.init else None
     model_cfg = ModelConfig(run.arch, bins.q)
     ckpt = os.path.join(args.scratch, run.name)
     summary: dict = {"run": dataclasses.asdict(run), "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}

@@ -18,7 +18,7 @@ from prefect.cache_policies import NONE
 from colorize_core.bins import BinSet
 from colorize_core.config import with_overrides
 from colorize_core.decoding import DecodeConfig
-from colorize_core.models import ModelConfig, parameter_count
+from colorize_core.models import ModelConfig, network_state, parameter_count
 from colorize_core.package import ColorizerPackage, load_package
 from colorize_core.train import Hooks, TrainConfig, steps_for_epochs, train, train_config_from_dict
 from tasks import logger as get_run_logger
@@ -63,7 +63,7 @@ def load_bins(url: str) -> BinSet:
 
 
 def initial_state(init_dir: str | None, bins: BinSet, model_cfg: ModelConfig) -> dict | None:
-    """Weights of a package to fine-tune from; its bins must have the same centres."""
+    """Weights of a package's network to fine-tune from (`network_state`); its bins must have the same centres."""
     if not init_dir:
         return None
     pkg = load_package(init_dir)
@@ -71,7 +71,7 @@ def initial_state(init_dir: str | None, bins: BinSet, model_cfg: ModelConfig) ->
         raise ValueError(f"{init_dir} predicts other bins than the training bin set: fine-tune with --method canonical bins")
     if pkg.model.cfg.arch != model_cfg.arch:
         raise ValueError(f"{init_dir} is a {pkg.model.cfg.arch} network, not {model_cfg.arch}")
-    return pkg.model.state_dict()
+    return network_state(pkg.model)
 
 
 @dataclasses.dataclass(frozen=True)

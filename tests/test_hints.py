@@ -184,7 +184,9 @@ def test_the_hint_evaluation_sets_the_model_against_the_classic_method_alone(pho
     pkg = load_package(BUNDLED_MODEL_DIR)
     items = list(samples(load_split(sorted(glob.glob(str(photo_shards / "*.parquet"))), open_local, "val")))
     by = evaluate_hints(pkg, items, (0, 20))
-    assert set(by[0]) == {"model with hints", "classic optimisation", "gray"}
+    assert {"model with hints", "classic optimisation", "gray"} <= set(by[0])
+    if pkg.model.cfg.hint_refiner:  # no hint, nothing to refine
+        assert by[0]["model, spread unrefined"] == by[0]["model with hints"]
     assert by[0]["classic optimisation"] == by[0]["gray"]
     assert by[20]["classic optimisation"]["auc_rebalanced"] > by[0]["gray"]["auc_rebalanced"] + 0.01
     automatic = evaluate(pkg, predicted(pkg, items), {"own": ColorizeConfig().resolved(pkg.decode)}, baselines=False)["model/own"]
@@ -233,3 +235,87 @@ def test_the_colour_tools_preview_is_the_batchs_own_preview():
     batch_preview = ColorizedBatch(pkg, [img], cfg, hints=[hints]).colorized(0, PREVIEW).previews[1]
     tool_preview = ColorizedBatch(pkg, [img], cfg, hints=[hints]).preview(0, PREVIEW)
     assert np.array_equal(np.asarray(batch_preview), np.asarray(tool_preview))
+
+
+def test_an_untrained_hint_refiner_leaves_the_spread_and_no_hint_leaves_the_network():
+    import torch
+
+    from colorize_core.hint_refiner import HintRefiner, honour_hints
+
+    h = w = 64
+    L = np.full((h, w), 40.0, np.float32)
+    L[:, 32:] = 85.0
+    prior = np.stack([np.full((h, w), -5.0, np.float32), np.full((h, w), 8.0, np.float32)])
+    hint_ab, mask = rasterise((Hint(0.2, 0.5, 0.03, (45.0, 30.0)),), (h, w), (h, w))
+    torch.manual_seed(0)
+    refiner = HintRefiner().eval()
+    assert np.allclose(honour_hints(L, prior, hint_ab, mask, 1, refiner), propagate_hints(L, prior, hint_ab, mask), atol=1e-5)
+    with torch.no_grad():
+        refiner.out.bias.copy_(torch.tensor([0.0, 0.2]))  # a trained one: b* up by 22 everywhere
+    assert np.allclose(honour_hints(L, prior, hint_ab, mask, 1, refiner) - propagate_hints(L, prior, hint_ab, mask), [[[0.0]], [[22.0]]], atol=1e-3)
+    assert np.array_equal(honour_hints(L, prior, hint_ab, np.zeros_like(mask), 0, refiner), prior), "no hint: the network's colours"
+
+
+def test_a_packaged_hint_refiner_colours_hinted_outputs_only(tmp_path):
+    """The refiner travels in the package's weights, and restore's path (ColorizedBatch) runs it on
+    hinted images; an image without hints is the network's own, bit for bit."""
+    import torch
+
+    from colorize_core.bins import canonical_bins
+    from colorize_core.colorize import ColorizeConfig, ColorizedBatch
+    from colorize_core.imageio import decode_image
+    from colorize_core.models import Colorizer, ModelConfig
+    from colorize_core.package import ColorizerPackage, load_package, save_package
+    from tests.photos import real_photo_bytes
+
+    torch.manual_seed(0)
+    bins = canonical_bins()
+    plain = Colorizer(ModelConfig("tiny"), torch.from_numpy(bins.centres)).eval()
+    refined = Colorizer(ModelConfig("tiny", hint_refiner=True), torch.from_numpy(bins.centres)).eval()
+    refined.load_state_dict(plain.state_dict(), strict=False)
+    with torch.no_grad():
+        refined.hint_refiner.out.bias.copy_(torch.tensor([0.3, 0.0]))  # a* up by 33
+    save_package(str(tmp_path / "plain"), ColorizerPackage(plain, bins))
+    save_package(str(tmp_path / "refined"), ColorizerPackage(refined, bins))
+    a, b = load_package(str(tmp_path / "plain")), load_package(str(tmp_path / "refined"))
+    assert b.model.cfg.hint_refiner and torch.equal(b.model.hint_refiner.out.bias, torch.tensor([0.3, 0.0]))
+    img = decode_image(real_photo_bytes()["chelsea.png"], "chelsea.png")
+    cfg = ColorizeConfig().resolved(a.decode)
+    hints = (Hint(0.3, 0.4, 0.02, (10.0, -30.0)),)
+    diff = (ColorizedBatch(b, [img], cfg, hints=[hints]).hinted_ab(0, img.size) - ColorizedBatch(a, [img], cfg, hints=[hints]).hinted_ab(0, img.size))
+    assert torch.allclose(diff[0], torch.tensor(33.0), atol=1e-3) and torch.allclose(diff[1], torch.tensor(0.0), atol=1e-3)
+    assert torch.equal(ColorizedBatch(b, [img], cfg).hinted_ab(0, img.size), ColorizedBatch(a, [img], cfg).hinted_ab(0, img.size))
+
+
+def test_the_hint_refiner_learns_and_resumes_exactly():
+    import copy
+
+    import torch
+
+    from colorize_core.hint_refiner import CHANNELS, HintRefiner, RefinerTrainConfig, train_refiner
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(64, CHANNELS, 16, 16, generator=g)
+    base = torch.zeros(64, 2, 16, 16)
+    truth = 40 * (x[:, 1:3] - 0.5)  # the correction depends on the input
+    cfg = RefinerTrainConfig(steps=60, batch=8)
+
+    def fresh():
+        torch.manual_seed(1)
+        net = HintRefiner(width=8)
+        return net, torch.optim.Adam(net.parameters(), cfg.lr)
+
+    net, opt = fresh()
+    losses = [loss for _, loss in train_refiner(net, x, base, truth, cfg, opt)]
+    assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:10])
+    half, opt2 = fresh()
+    for step, _ in train_refiner(half, x, base, truth, cfg, opt2):
+        if step == 25:
+            break
+    saved = copy.deepcopy({"net": half.state_dict(), "opt": opt2.state_dict()})
+    again, opt3 = fresh()
+    again.load_state_dict(saved["net"])
+    opt3.load_state_dict(saved["opt"])
+    for _ in train_refiner(again, x, base, truth, cfg, opt3, start=25):
+        pass
+    assert all(torch.equal(p, q) for p, q in zip(net.parameters(), again.parameters())), "resumed: the same weights"
