@@ -9,8 +9,10 @@ the recalled colours would learn to trust them more than unseen photos deserve.
 Each training photo gets SETS hint sets (1 + Geometric(0.15) hints, at most 24; radius log-uniform
 0.5-2 % of the long side; each the mean true ab there, as `bench hints` simulates a curator), spread
 along the photo's edges over the package's own automatic colours; the refiner learns the correction
-towards the truth. The pool is built once (OUT/pool.pt), the run checkpoints every 250 steps
-(OUT/refiner.pt) and resumes exactly from there when started again with the same arguments.
+towards the truth. A tenth of the training photos is held out: every 250 steps the refiner is scored
+on them, and the best of those checkpoints ships (the validation photos are left to `bench hints`).
+The pool is built once (OUT/pool.pt), the run checkpoints every 250 steps (OUT/refiner.pt) and resumes
+exactly from there when started again with the same arguments.
 
 Usage: python scripts/train_hint_refiner.py PACKAGE_DIR SHARDS OUT [STEPS] [SETS]
 Then: COLORIZE_EVAL_SHARDS=SHARDS COLORIZE_HINT_MODEL=OUT/package python -m bench hints
@@ -39,6 +41,7 @@ from colorize_core.inference import predict
 from colorize_core.package import build_model, load_package, save_package
 
 MAX_HINTS, P_GEOMETRIC, RADII = 24, 0.15, (0.005, 0.02)
+HOLDOUT = 0.1  # of the training photos: the run's own validation
 _PKG = None
 
 
@@ -70,6 +73,12 @@ def _examples(job: tuple[int, str, np.ndarray, np.ndarray, int]) -> list[tuple[t
     return out
 
 
+def held_out_mse(net: HintRefiner, x: torch.Tensor, base: torch.Tensor, truth: torch.Tensor, chunk: int = 64) -> float:
+    with torch.no_grad():
+        se = sum(float(((base[i : i + chunk] + net(x[i : i + chunk]) - truth[i : i + chunk]) ** 2).sum()) for i in range(0, len(x), chunk))
+    return se / truth.numel()
+
+
 def build_pool(package_dir: str, shards: str, sets: int) -> dict[str, torch.Tensor]:
     rows = load_split(sorted(glob.glob(os.path.join(shards, "*.parquet"))), open_local, "train")
     jobs = [(i, package_dir, np.asarray(L, np.float32), np.asarray(ab, np.float32), sets) for i, (L, ab) in enumerate(rows)]
@@ -87,30 +96,42 @@ def main(package_dir: str, shards: str, out: str, steps: str = "3000", sets: str
         os.replace(pool_path + ".tmp", pool_path)
         print(f"pool built in {time.perf_counter() - t0:.0f} s", flush=True)
     pool = torch.load(pool_path)
+    photos = int(pool["photos"])
+    held = torch.zeros(photos, dtype=torch.bool)
+    held[torch.randperm(photos, generator=torch.Generator().manual_seed(0))[: max(1, int(HOLDOUT * photos))]] = True
+    held = held.repeat_interleave(len(pool["x"]) // photos)  # (examples,): each photo's sets together
+    train_part = [pool[k][~held] for k in ("x", "base", "truth")]
     cfg = RefinerTrainConfig(steps=int(steps))
     torch.manual_seed(cfg.seed)
     net = HintRefiner()
     opt = torch.optim.Adam(net.parameters(), cfg.lr)
-    start = 0
+    start, best = 0, {"loss": float("inf")}
     if os.path.exists(ckpt):
         state = torch.load(ckpt)
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
-        start = state["step"]
+        start, best = state["step"], state["best"]
         print(f"resumed at step {start}", flush=True)
     t0, recent = time.perf_counter(), []
-    for step, loss in train_refiner(net, pool["x"], pool["base"], pool["truth"], cfg, opt, start):
+    for step, loss in train_refiner(net, *train_part, cfg, opt, start):
         recent = (recent + [loss])[-100:]
         if step % 100 == 0:
             print(f"step {step}: loss {np.mean(recent):.1f} ({time.perf_counter() - t0:.0f} s)", flush=True)
         if step % 250 == 0 or step == cfg.steps:
-            torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step}, ckpt + ".tmp")
+            held_loss = held_out_mse(net, *(pool[k][held] for k in ("x", "base", "truth")))
+            if held_loss < best["loss"]:
+                best = {"loss": held_loss, "step": step, "net": {k: v.clone() for k, v in net.state_dict().items()}}
+            print(f"step {step}: held-out photos {held_loss:.1f} (best {best['loss']:.1f} at step {best['step']})", flush=True)
+            torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "best": best}, ckpt + ".tmp")
             os.replace(ckpt + ".tmp", ckpt)
+    net.load_state_dict(best["net"])
     pkg = load_package(package_dir)
     model = build_model(dataclasses.replace(pkg.model.cfg, hint_refiner=True), pkg.model.centres)
     model.load_state_dict({**pkg.model.state_dict(), **{f"hint_refiner.{k}": v for k, v in net.state_dict().items()}})
     pkg.model = model.eval()
-    pkg.meta = pkg.meta | {"hint_refiner": {"steps": cfg.steps, "examples": len(pool["x"]), "photos": int(pool["photos"])}}
+    pkg.meta = pkg.meta | {
+        "hint_refiner": {"steps": cfg.steps, "step": best["step"], "held_out_mse": round(best["loss"], 2), "examples": int((~held).sum()), "photos": photos}
+    }
     save_package(os.path.join(out, "package"), pkg)
     print(f"package with the hint refiner: {os.path.join(out, 'package')}")
 
