@@ -185,8 +185,9 @@ def test_the_hint_evaluation_sets_the_model_against_the_classic_method_alone(pho
     items = list(samples(load_split(sorted(glob.glob(str(photo_shards / "*.parquet"))), open_local, "val")))
     by = evaluate_hints(pkg, items, (0, 20))
     assert {"model with hints", "classic optimisation", "gray"} <= set(by[0])
-    if pkg.model.cfg.hint_refiner:  # no hint, nothing to refine
-        assert by[0]["model, spread unrefined"] == by[0]["model with hints"]
+    assert pkg.model.cfg.hint_refiner, "the bundled model carries a hint refiner"
+    assert by[0]["model, spread unrefined"] == by[0]["model with hints"], "no hint, nothing to refine"
+    assert by[20]["model with hints"]["psnr"] > by[20]["model, spread unrefined"]["psnr"] + 0.2, "the refiner's correction helps"
     assert by[0]["classic optimisation"] == by[0]["gray"]
     assert by[20]["classic optimisation"]["auc_rebalanced"] > by[0]["gray"]["auc_rebalanced"] + 0.01
     automatic = evaluate(pkg, predicted(pkg, items), {"own": ColorizeConfig().resolved(pkg.decode)}, baselines=False)["model/own"]
