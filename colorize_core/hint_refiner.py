@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .hint_propagation import spread
+from .hint_propagation import propagate_hints, spread
 
 SCALE = 4  # the refiner's grid: a quarter of the working size, the classifier's own
 AB_SCALE = 110.0
@@ -67,11 +67,9 @@ def refiner_input(L, prior, colour, reach, hint_ab, mask, count) -> tuple[torch.
 def honour_hints(L: np.ndarray, prior: np.ndarray, hint_ab: np.ndarray, mask: np.ndarray, count: int, refiner: HintRefiner | None = None) -> np.ndarray:
     """ab (2, S, S) float32 with the hints honoured: spread along L's (S, S) edges over the network's colours
     `prior` (2, S, S), corrected by `refiner` where the model has one. No hint: the prior."""
-    if not mask.any():
-        return prior.astype(np.float32)
+    if refiner is None or not mask.any():
+        return propagate_hints(L, prior, hint_ab, mask)
     colour, reach = spread(L, hint_ab, mask)
-    if refiner is None:
-        return (colour + (1 - reach) * prior).astype(np.float32)
     device = next(refiner.parameters()).device
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32))[None].to(device)  # noqa: E731
     with torch.no_grad():
