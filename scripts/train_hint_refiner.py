@@ -14,7 +14,7 @@ on them, and the best of those checkpoints ships (the validation photos are left
 The pool is built once (OUT/pool.pt), the run checkpoints every 250 steps (OUT/refiner.pt) and resumes
 exactly from there when started again with the same arguments.
 
-Usage: python scripts/train_hint_refiner.py PACKAGE_DIR SHARDS OUT [STEPS] [SETS]
+Usage: python scripts/train_hint_refiner.py PACKAGE_DIR SHARDS OUT [STEPS=3000] [SETS=8]  (the bundled model's run)
 Then: COLORIZE_EVAL_SHARDS=SHARDS COLORIZE_HINT_MODEL=OUT/package python -m bench hints
 """
 
@@ -87,7 +87,7 @@ def build_pool(package_dir: str, shards: str, sets: int) -> dict[str, torch.Tens
     return {k: torch.stack([p[j] for p in parts]) for j, k in enumerate(("x", "base", "truth"))} | {"photos": torch.tensor(len(rows))}
 
 
-def main(package_dir: str, shards: str, out: str, steps: str = "3000", sets: str = "6") -> None:
+def main(package_dir: str, shards: str, out: str, steps: str = "3000", sets: str = "8") -> None:
     os.makedirs(out, exist_ok=True)
     pool_path, ckpt = os.path.join(out, "pool.pt"), os.path.join(out, "refiner.pt")
     if not os.path.exists(pool_path):
