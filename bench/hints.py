@@ -66,7 +66,7 @@ def preview_latency(pkg, pkg_dir: str, changes: int = 6) -> float:
     buf = io.BytesIO()
     Image.open(io.BytesIO(real_photo_bytes()["chelsea.png"])).convert("L").resize((2000, 1330)).save(buf, "PNG")
     img = decode_image(buf.getvalue(), "chelsea-2000.png")
-    from colorize_core.package import package_checksum
+    from colorize_core.package_files import package_checksum
     from tasks.engine_choice import engine_for
 
     cfg, engine = ColorizeConfig().resolved(pkg.decode), engine_for(pkg, package_checksum(pkg_dir), 256)[0]

@@ -203,7 +203,8 @@ def in_worker_conditions(what: str, pkg_dir: str, src: str, engine: Engine) -> s
 def _restore_half(job, batches: list[list[str]], barrier, results) -> None:
     """One of the two plain processes of `side_by_side`: the model loaded and a batch done first, as
     in a warm worker, then its batches once both are ready, twice."""
-    from tasks.restore_worker import Settled, restore_batch, warm_worker
+    from tasks.restore_jobs import Settled
+    from tasks.restore_worker import restore_batch, warm_worker
 
     warm_worker(job.ref, job.cfg.size)
     settled = Settled(frozenset())
@@ -254,7 +255,8 @@ def main() -> bool:
     from tasks.layout import DestLayout
     from tasks.registry import resolve_model
     from tasks.restore_runs import restore_on_dask
-    from tasks.restore_worker import RestoreJob, warm_worker
+    from tasks.restore_jobs import RestoreJob
+    from tasks.restore_worker import warm_worker
 
     bins = canonical_bins()
     ref = reference_package()

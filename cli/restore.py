@@ -59,7 +59,7 @@ def _hints(url: Optional[str], dest: str):
         return None
     from tasks.checks import ArgumentError, check_source
     from tasks.decisions import latest_hints
-    from tasks.restore_worker import load_hints
+    from tasks.restore_jobs import load_hints
 
     if url == "imported":
         url = latest_hints(dest)

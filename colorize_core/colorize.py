@@ -9,7 +9,6 @@ sRGB lose chroma, never lightness.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 from dataclasses import dataclass
 
@@ -18,56 +17,15 @@ import torch
 from PIL import Image
 
 from .color import gamut_tables, gray_to_l, rgb_to_l
-from .decoding import DecodeConfig
 from .hint_refiner import honour_hints
 from .hints import rasterise
 from .imageio import DecodedImage
 from .engines import Engine, choose, run
 from .inference import Prediction
 from .kernels import field_rows, srgb_rows
-from .upsample import ChromaField, UpsampleConfig
+from .settings import ColorizeConfig, DecodeConfig
+from .upsample import ChromaField
 from .writer import preview
-
-
-@dataclass(frozen=True)
-class ColorizeConfig:
-    decode: DecodeConfig | None = None  # None: the model package's own decode (fitted on validation data)
-    upsample: UpsampleConfig = UpsampleConfig()
-    size: int = 256  # the network's working size
-    strip_rows: int = 64  # full-resolution rows joined per step (bounds memory, stays in cache)
-    uncertainty: bool = False  # also make a picture of the model's doubt per image
-    uncertainty_max_side: int = 2048  # the map is a guide, not an archival master
-
-    def resolved(self, package_decode: DecodeConfig) -> "ColorizeConfig":
-        return self if self.decode is not None else dataclasses.replace(self, decode=package_decode)
-
-    @classmethod
-    def from_options(cls, package_decode: DecodeConfig, decode=None, temperature=None, top_k=None, upsample=None, size=None,
-                     uncertainty=False) -> "ColorizeConfig":  # fmt: skip
-        """The configuration of a user's options (None: not given): no decode keeps the package's own
-        (fitted on validation data), and a temperature or k alone adjusts it."""
-        tweaks = {k: v for k, v in (("temperature", temperature), ("top_k", top_k)) if v is not None}
-        if decode is not None:
-            dec = DecodeConfig(method=decode, **tweaks)
-        else:
-            dec = dataclasses.replace(package_decode, **tweaks) if tweaks else None
-        return cls(decode=dec, upsample=UpsampleConfig(upsample) if upsample else UpsampleConfig(), uncertainty=uncertainty,
-                   **({"size": size} if size else {}))  # fmt: skip
-
-    @classmethod
-    def from_settings(cls, s: dict) -> "ColorizeConfig":
-        """The configuration a manifest's settings record (the inverse of `settings`)."""
-        fields = {f.name for f in dataclasses.fields(DecodeConfig)} - {"method"}
-        decode = DecodeConfig(method=s["decode"], **{k: v for k, v in s.items() if k in fields})
-        up = UpsampleConfig(s["upsample"], **({"radius": s["guide_radius"], "eps": s["guide_eps"]} if s["upsample"] == "guided" else {}))
-        return cls(decode=decode, upsample=up, size=s["size"])
-
-    def settings(self) -> dict:
-        """What manifests and provenance record (after `resolved`)."""
-        up = {"upsample": self.upsample.method} | (
-            {"guide_radius": self.upsample.radius, "guide_eps": self.upsample.eps} if self.upsample.method == "guided" else {}
-        )
-        return {**(self.decode or DecodeConfig()).settings(), **up, "size": self.size}
 
 
 @dataclass

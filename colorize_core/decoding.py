@@ -13,38 +13,10 @@ it is not. Its parameters are fitted on validation data by the evaluate flow (`f
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 
-from .choices import DECODES
-
-PAPER_TEMPERATURE = 0.38  # the paper's T for the annealed mean
-
-
-@dataclass(frozen=True)
-class DecodeConfig:
-    method: str = "annealed-mean"  # annealed-mean | argmax | top-k | mean | confident
-    temperature: float = PAPER_TEMPERATURE  # T of the annealed mean, top-k and confident
-    top_k: int = 5  # bins kept by top-k
-    prior_correction: float = 0.0  # confident: rho, how much of log w (rebalancing weights) is taken back off the logits
-    confidence_low: float = 0.0  # confident: at or below this confidence (1 - H / log Q) the colour is grey
-    confidence_high: float = 0.0  # confident: at or above this, full chroma; linear between
-
-    def __post_init__(self):
-        if self.method not in DECODES:
-            raise ValueError(f"unknown decode {self.method!r}; choose one of {', '.join(DECODES)}")
-        if self.temperature <= 0:
-            raise ValueError("temperature must be positive")
-        if self.confidence_high < self.confidence_low:
-            raise ValueError("confidence_high must not be below confidence_low")
-
-    def settings(self) -> dict:
-        """What names this decode in manifests and provenance (only the fields its method uses)."""
-        used = {"annealed-mean": ("temperature",), "top-k": ("temperature", "top_k"), "argmax": (), "mean": ()}
-        keys = used.get(self.method, ("temperature", "prior_correction", "confidence_low", "confidence_high"))
-        return {"decode": self.method, **{k: getattr(self, k) for k in keys}}
-
+from .settings import PAPER_TEMPERATURE, DecodeConfig
 
 def _bins_last(logits: torch.Tensor) -> torch.Tensor:
     """(B, Q, H, W) -> (B, H, W, Q) float32, contiguous: softmax over a contiguous last dimension is

@@ -20,9 +20,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from .color import rgb_to_lab
 from .constants import AB_RANGE
 
 HINTS_VERSION = 1
@@ -43,7 +41,10 @@ class Hint:
 
 
 def hex_to_ab(color: str) -> tuple[float, float]:
-    """The a*, b* of an sRGB hex colour (its lightness is dropped)."""
+    """The a*, b* of an sRGB hex colour (its lightness is dropped). The colour module (torch, numba) is
+    imported here, not with the format: restore's client parses no colour unless it was given hints."""
+    from .color import rgb_to_lab
+
     rgb = np.array([[[int(color[i : i + 2], 16) for i in (1, 3, 5)]]], np.uint8)
     lab = rgb_to_lab(rgb)[0, 0]
     return float(lab[1]), float(lab[2])
@@ -147,32 +148,3 @@ def rasterise(hints: tuple[Hint, ...], grid: tuple[int, int], image_size: tuple[
         ab[:, disc] = np.array(h.ab, np.float32)[:, None]
         mask |= disc
     return ab, mask
-
-
-@dataclass(frozen=True)
-class HintSimulation:
-    """Hints simulated from the truth while training a model with hint input (Zhang et al. 2017)."""
-
-    enabled: bool = False  # train with simulated hints (and a model with hint input)
-    p_none: float = 0.25  # share of images with no hint: the automatic colours stay trained
-    p_geometric: float = 0.125  # otherwise 1 + Geometric(p) hints: most images a few, some many
-    max_hints: int = 32
-    max_patch: int = 9  # each hint the mean ab of a square of 1..max_patch pixels of the truth, as in the paper
-
-
-def simulate_hints(ab: torch.Tensor, cfg: HintSimulation, generator: torch.Generator) -> torch.Tensor:
-    """ab (B, 2, H, W) of the truth -> hints (B, 3, H, W): patch means of it at random points, and their
-    mask (channel 2). Drawn from `generator` alone, so a resumed run draws the same hints."""
-    B, _, H, W = ab.shape
-    hints = torch.zeros((B, 3, H, W), dtype=torch.float32)
-    u = torch.rand(B, generator=generator)
-    counts = 1 + torch.floor(torch.log(torch.rand(B, generator=generator).clamp_min(1e-12)) / math.log(1 - cfg.p_geometric)).long()
-    counts = torch.where(u < cfg.p_none, 0, counts.clamp(max=cfg.max_hints))  # (B,)
-    for b in range(B):
-        for _ in range(int(counts[b])):
-            s = int(torch.randint(1, cfg.max_patch + 1, (1,), generator=generator))
-            y = int(torch.randint(0, H - s + 1, (1,), generator=generator))
-            x = int(torch.randint(0, W - s + 1, (1,), generator=generator))
-            hints[b, :2, y : y + s, x : x + s] = ab[b, :, y : y + s, x : x + s].float().mean(dim=(1, 2))[:, None, None]
-            hints[b, 2, y : y + s, x : x + s] = 1.0
-    return hints

@@ -8,7 +8,6 @@ bins.npz     the bin set (BinSet format, with its checksum)
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -22,26 +21,6 @@ from .models import Colorizer, ModelConfig
 from .siggraph17 import Siggraph17
 
 PACKAGE_FORMAT = 1
-PACKAGE_FILES = ("weights.pt", "config.json", "bins.npz")
-
-
-def package_checksum(directory: str | None = None, *, paths: dict[str, str] | None = None) -> str:
-    """sha256 over the package's three files (names and bytes): the model's identity, whatever name
-    and version a registry gives it. From a directory, or from the paths by role as `save_package` returns."""
-    files = [os.path.join(directory, f) for f in PACKAGE_FILES] if directory else [paths[k] for k in ("weights", "config", "bins")]
-    h = hashlib.sha256()
-    for name, path in zip(PACKAGE_FILES, files):
-        h.update(name.encode())
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
-
-
-def read_decode(directory: str) -> DecodeConfig:
-    """The package's own decoding defaults, without loading its weights."""
-    with open(os.path.join(directory, "config.json")) as f:
-        return from_dict(DecodeConfig, json.load(f)["decode"])
 
 
 @dataclass

@@ -27,7 +27,7 @@ from .data import AugmentConfig, ShardStream, load_split
 from .decoding import PAPER_TEMPERATURE, DecodeConfig, annealed_mean
 from .encoding import EncodingConfig, SoftEncoder
 from .evaluation import Sample, evaluate, predicted, samples
-from .hints import HintSimulation, simulate_hints
+from .hint_simulation import HintSimulation, simulate_hints
 from .inference import PRECISIONS, Prediction, autocast, bf16_pays
 from .losses import adversarial_loss, rebalanced_cross_entropy
 from .models import Colorizer, DiscriminatorConfig, ModelConfig, PatchDiscriminator, with_hint_input

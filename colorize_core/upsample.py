@@ -15,25 +15,13 @@ per-pixel work is compiled (`kernels.field_rows`).
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .choices import UPSAMPLES
 from .kernels import box_mean, field_rows
-
-
-@dataclass(frozen=True)
-class UpsampleConfig:
-    method: str = "guided"  # guided | bilinear
-    radius: int = 4  # guided: window radius at the working resolution (256 px)
-    eps: float = 25.0  # guided: regulariser in L units squared; larger is closer to bilinear
-
-    def __post_init__(self):
-        if self.method not in UPSAMPLES:
-            raise ValueError(f"unknown upsampling {self.method!r}; choose one of {', '.join(UPSAMPLES)}")
+from .settings import UpsampleConfig
 
 
 def _box(x: torch.Tensor, r: int) -> torch.Tensor:

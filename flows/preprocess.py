@@ -17,7 +17,6 @@ from tasks.preprocess import (
     clean_staging,
     folder_split,
     known_content,
-    list_sources,
     publish_summary,
     record_sources,
     recorded_sources,
@@ -25,6 +24,7 @@ from tasks.preprocess import (
     shard_on_dask,
     write_quarantine,
 )
+from tasks.sources import list_sources
 
 
 @flow(name="preprocess", log_prints=True)

@@ -11,9 +11,9 @@ from typing import Callable
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 
-from colorize_core.colorize import ColorizeConfig
+from colorize_core.settings import ColorizeConfig
 from colorize_core.imageio import ReaderConfig
-from colorize_core.package import read_decode
+from colorize_core.package_files import read_decode
 from flows.review import compare_flow
 from tasks.cluster import ClusterInBackground, dask_client
 from tasks.credentials import signing_identity
@@ -21,7 +21,6 @@ from tasks.decisions import rejected
 from tasks.iiif import write_iiif
 from tasks.lease import Lease
 from tasks.model_ref import ModelRef
-from tasks.preprocess import list_sources
 from tasks.model_resolve import DEFAULT_MODEL_URI, resolve_model
 from tasks.restore_report import RestoreSummary, publish_report
 from tasks.restore_runs import (
@@ -35,8 +34,9 @@ from tasks.restore_runs import (
     restore_on_dask,
     sort_items,
 )
-from tasks.restore_worker import RestoreJob, load_hints, warm_worker
+from tasks.restore_jobs import RestoreJob, load_hints, warm_worker
 from tasks.review import write_run_review
+from tasks.sources import list_sources
 from tasks.state import state_dir
 from tasks.storage import absolute
 

@@ -15,7 +15,6 @@ import json
 import os
 import posixpath
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from prefect import task
@@ -25,9 +24,6 @@ from colorize_core.provenance import NOTE
 from tasks.layout import DestLayout
 from tasks.manifest import ManifestRow
 from tasks.storage import atomic_write, join, retrying
-
-if TYPE_CHECKING:
-    from iiif_prezi3 import Manifest
 
 MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".tif": "image/tiff", ".tiff": "image/tiff"}
 
@@ -46,51 +42,48 @@ def public(url: str, dest: str, base: str) -> str:
     return f"{base}/{quote(rel, safe='/')}"
 
 
-def build_manifest(rows: list[ManifestRow], dest: str, manifest_url: str, label: str, rights: str | None = None) -> Manifest:
-    """A validated Presentation 3 manifest of the done items among `rows` (iiif-prezi3 checks every field)."""
-    from iiif_prezi3 import (  # a quarter second to import
-        Annotation,
-        AnnotationBody,
-        AnnotationPage,
-        Choice,
-        KeyValueString,
-        Manifest,
-        config,
-    )
+def _en(text: str) -> dict:
+    return {"en": [text]}
 
-    config.configs["helpers.auto_fields.AutoLang"].auto_lang = "en"
+
+def _pair(label: str, value: str) -> dict:
+    return {"label": _en(label), "value": _en(value)}
+
+
+def build_manifest(rows: list[ManifestRow], dest: str, manifest_url: str, label: str, rights: str | None = None) -> dict:
+    """A Presentation 3 manifest of the done items among `rows`, as plain JSON (the fields and order
+    iiif-prezi3 writes; the tests validate it with that library, which costs half a second per run)."""
     base = base_url(dest)
     mid = public(manifest_url, dest, base)
     first = next((r for r in rows if r.status in ("done", "skipped") and r.preview), None)
-    m = Manifest(id=mid, label=label)
-    m.summary = {"en": [f"Colorized automatically by a machine-learning model. {NOTE}"]}
+    m = {"@context": "http://iiif.io/api/presentation/3/context.json", "id": mid, "type": "Manifest", "label": _en(label)}
     if first:
         settings = ", ".join(f"{k} {v}" for k, v in json.loads(first.decode).items())
-        m.metadata = [
-            KeyValueString(label="Colorized", value="automatically, by a trained model (IPTC: compositeWithTrainedAlgorithmicMedia)"),
-            KeyValueString(label="Model", value=f"{first.model_name} version {first.model_version}"),
-            KeyValueString(label="Model checksum (sha256)", value=first.model_sha256 or "not recorded"),
-            KeyValueString(label="Settings", value=settings),
-            KeyValueString(label="Run", value=first.run_id),
+        m["metadata"] = [
+            _pair("Colorized", "automatically, by a trained model (IPTC: compositeWithTrainedAlgorithmicMedia)"),
+            _pair("Model", f"{first.model_name} version {first.model_version}"),
+            _pair("Model checksum (sha256)", first.model_sha256 or "not recorded"),
+            _pair("Settings", settings),
+            _pair("Run", first.run_id),
         ]
-    m.requiredStatement = KeyValueString(label="Note", value=NOTE)
+    m["summary"] = _en(f"Colorized automatically by a machine-learning model. {NOTE}")
+    m["requiredStatement"] = _pair("Note", NOTE)
     if rights:
-        m.rights = rights
+        m["rights"] = rights
+    canvases = []
     for n, r in enumerate(r for r in rows if r.status in ("done", "skipped") and r.preview and r.grey_preview):
-        canvas = m.make_canvas(id=f"{mid}/canvas/{n}", label=r.source.rsplit("/", 1)[-1], height=r.height, width=r.width)
-        choice = Choice(
-            items=[
-                AnnotationBody(id=public(r.preview, dest, base), type="Image", format="image/jpeg", label="colorized", height=r.height, width=r.width),
-                AnnotationBody(id=public(r.grey_preview, dest, base), type="Image", format="image/jpeg", label="grey original", height=r.height, width=r.width),
-            ]
-        )  # fmt: skip
-        anno = Annotation(id=f"{mid}/annotation/{n}", motivation="painting", body=choice, target=canvas.id)
-        canvas.items = [AnnotationPage(id=f"{mid}/page/{n}", items=[anno])]
-        canvas.thumbnail = [{"id": public(r.thumbnail, dest, base), "type": "Image", "format": "image/jpeg"}]
+        cid = f"{mid}/canvas/{n}"
+        canvas = {"id": cid, "type": "Canvas", "label": _en(r.source.rsplit("/", 1)[-1]), "height": r.height, "width": r.width}
         if r.output:
-            ext = posixpath.splitext(r.output)[1].lower()
-            canvas.rendering = [{"id": public(r.output, dest, base), "type": "Image", "label": {"en": ["full-resolution colorized master"]},
-                                 "format": MIME.get(ext, "image/jpeg")}]  # fmt: skip
+            canvas["rendering"] = [{"id": public(r.output, dest, base), "type": "Image", "label": _en("full-resolution colorized master"),
+                                    "format": MIME.get(posixpath.splitext(r.output)[1].lower(), "image/jpeg")}]  # fmt: skip
+        canvas["thumbnail"] = [{"id": public(r.thumbnail, dest, base), "type": "Image", "format": "image/jpeg"}]
+        choice = [{"id": public(url, dest, base), "type": "Image", "height": r.height, "width": r.width, "format": "image/jpeg", "label": _en(name)}
+                  for url, name in ((r.preview, "colorized"), (r.grey_preview, "grey original"))]  # fmt: skip
+        anno = {"id": f"{mid}/annotation/{n}", "type": "Annotation", "motivation": "painting", "body": {"type": "Choice", "items": choice}, "target": cid}
+        canvas["items"] = [{"id": f"{mid}/page/{n}", "type": "AnnotationPage", "items": [anno]}]
+        canvases.append(canvas)
+    m["items"] = canvases
     return m
 
 
@@ -111,6 +104,6 @@ def write_iiif(
         sorted(latest.values(), key=lambda r: r.source), layout.dest, coll_url, f"Collection colorized by {layout.prefix}", rights
     )
     for url, m in ((run_url, run_m), (coll_url, coll_m)):
-        data = m.json(indent=1).encode()
+        data = json.dumps(m, indent=1).encode()
         retrying(lambda: atomic_write(url, data), url)  # noqa: B023
     return run_url, coll_url

@@ -18,7 +18,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from colorize_core.package import package_checksum
+from colorize_core.package_files import package_checksum
 from tasks.checks import ModelMismatch
 from tasks.model_ref import ModelRef
 from tasks.state import state_dir

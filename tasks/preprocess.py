@@ -23,7 +23,7 @@ from colorize_core.imageio import ImageReadError
 from colorize_core.shards import PreprocessConfig, check_schema, content_hash, make_row, rows_to_table
 from tasks import logger as get_run_logger
 from tasks.cluster import connect, map_as_completed
-from tasks.storage import atomic_write, filesystem, full_url, join, known_by_stamp, list_stamped, read_ahead, remove_tree, retrying
+from tasks.storage import atomic_write, filesystem, full_url, join, known_by_stamp, read_ahead, remove_tree, retrying
 
 QUARANTINE_SCHEMA = pa.schema([("source", pa.string()), ("id", pa.string()), ("reason", pa.string()), ("run_id", pa.string())])
 # `_sources/run-<id>.parquet`: each file a run read, with its listing stamp and its content's id, so
@@ -123,14 +123,6 @@ def committed_shards(shards_url: str) -> list[str]:
         return []
     paths = fs.glob(join(root, "*.parquet"))
     return sorted(full_url(fs, p) for p in paths if not posixpath.basename(p).startswith(("_", ".")))
-
-
-@task(retries=3, retry_delay_seconds=2, cache_policy=NONE)
-def list_sources(source: str) -> tuple[dict[str, str], list[str]]:
-    """({image URL: its stamp}, other files) under `source`."""
-    images, others = list_stamped(source)
-    get_run_logger().info("found %d image files and %d other files under %s", len(images), len(others), source)
-    return images, others
 
 
 @task(retries=3, retry_delay_seconds=2, cache_policy=NONE)

@@ -17,7 +17,8 @@ from mlflow.exceptions import MlflowException
 from prefect import task
 from prefect.cache_policies import NONE
 
-from colorize_core.package import ColorizerPackage, load_package, package_checksum, save_package
+from colorize_core.package import ColorizerPackage, load_package, save_package
+from colorize_core.package_files import package_checksum
 from tasks import model_resolve
 from tasks.model_ref import ModelRef
 from tasks.model_resolve import (

@@ -9,15 +9,15 @@ from dataclasses import dataclass
 from prefect import task
 from prefect.cache_policies import NONE
 
-from colorize_core.colorize import ColorizeConfig
-from colorize_core.package import read_decode
+from colorize_core.settings import ColorizeConfig
+from colorize_core.package_files import read_decode
 from tasks.checks import check_dest, check_source
 from tasks.cluster import connect, map_as_completed
 from tasks.layout import DestLayout, item_key, output_folder, version_folder
 from tasks.manifest import ManifestRow, read_manifests, write_manifest
 from tasks.model_ref import ModelRef
 from tasks.model_resolve import resolve_model
-from tasks.restore_worker import RestoreJob, Settled, restore_batch
+from tasks.restore_jobs import RestoreJob, Settled, restore_batch
 from tasks.storage import filesystem, known_by_stamp, remove_tree
 
 

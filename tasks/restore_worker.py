@@ -4,20 +4,19 @@ atomically one by one, never over an existing output."""
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 import time
-from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import torch
 from PIL import Image
 
-from colorize_core.colorize import ColorizeConfig, ColorizedBatch, colorize_array, png_bytes
-from colorize_core.hints import Hint, hints_id, hints_settings, parse_hints
-from colorize_core.imageio import DecodedImage, ImageReadError, ReaderConfig, decode_image
+from colorize_core.colorize import ColorizedBatch, colorize_array, png_bytes
+from colorize_core.settings import ColorizeConfig
+from colorize_core.hints import Hint, hints_settings
+from colorize_core.imageio import DecodedImage, ImageReadError, decode_image
 from colorize_core.inference import inference_device
 from colorize_core.package import load_package
 from colorize_core.provenance import provenance
@@ -25,50 +24,15 @@ from colorize_core.shards import content_hash
 from colorize_core.writer import encode_output, jpeg_bytes, output_format, preview
 from tasks.credentials import CredentialSigner, SigningIdentity, ingredient_of, signing_identity
 from tasks.engine_choice import engine_for
-from tasks.layout import DestLayout, KeyEscapeError
+from tasks.layout import KeyEscapeError
 from tasks.manifest import ManifestRow
 from tasks.model_ref import ModelRef
+from tasks.restore_jobs import RestoreJob, Settled
 from tasks.state import state_dir
 from tasks.storage import LinkEscapeError, WriteBehind, atomic_write, exists, join, read_ahead, read_bytes, retrying
 
 KEEP_DECODED_PIXELS = 64_000_000  # above this a batch re-decodes instead of holding every image
 THUMB, PREVIEW = 256, 1024  # review page picture sizes (long side)
-
-
-@dataclass(frozen=True)
-class RestoreJob:
-    """What every batch of a run shares (shipped once per batch to the workers)."""
-
-    source_root: str
-    layout: DestLayout
-    ref: ModelRef
-    cfg: ColorizeConfig  # resolved: the decode is the package's unless the caller chose one
-    reader: ReaderConfig
-    run_id: str
-    review: bool = True  # thumbnails and previews for the run's review page
-    signing: SigningIdentity | None = None  # Content Credentials in every output (None: none)
-    hints: dict[str, tuple[Hint, ...]] = field(default_factory=dict)  # curators' hints by key under SOURCE
-
-    def hints_of(self, source: str) -> tuple[tuple[Hint, ...], str | None]:
-        """(the source's hints, their id), ((), None) for none."""
-        hints = self.hints.get(self.layout.relative_key(self.source_root, source), ()) if self.hints else ()
-        return hints, hints_id(hints) if hints else None
-
-    @property
-    def settings(self) -> str:
-        return json.dumps(self.cfg.settings(), sort_keys=True)
-
-    def row(self, source: str, content_hash: str | None, **kw) -> ManifestRow:
-        r = self.ref
-        return ManifestRow(source, content_hash, self.run_id, r.name, r.version, r.sha256, self.settings, folder=self.layout.prefix, **kw)
-
-
-@dataclass(frozen=True)
-class Settled:
-    """What the workers check a file's content against once they have read it (shipped once to each)."""
-
-    done: frozenset[str]  # content done before by this model version with these settings
-    only: frozenset[str] | None = None  # the run is limited to these contents
 
 
 _MODELS: dict[str, tuple] = {}
@@ -104,13 +68,6 @@ def credentials(out: bytes, img: DecodedImage, source: bytes, cid: str, prov: di
     if signer is None:
         return out
     return signer.sign(out, output_format(img.format)[0], source, img.format, cid, prov, posixpath.basename(name))
-
-
-def load_hints(hints: str | dict | None) -> dict[str, tuple[Hint, ...]]:
-    """Curators' hints from a file (any fsspec URL) or a parsed document; {} for none."""
-    if hints is None or (isinstance(hints, dict) and all(isinstance(v, tuple) for v in hints.values())):
-        return hints or {}
-    return parse_hints(retrying(lambda: read_bytes(hints), hints) if isinstance(hints, str) else hints, str(hints)[:200])
 
 
 def made_from(output: str, cid: str) -> bool:

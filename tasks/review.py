@@ -23,7 +23,6 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 
-from colorize_core.color import rgb_to_lab
 from tasks.checks import ArgumentError
 from tasks.layout import DestLayout
 from tasks.manifest import ManifestRow, read_manifests
@@ -140,6 +139,8 @@ def write_run_review(
 
 
 def _ab(url: str) -> np.ndarray:
+    from colorize_core.color import rgb_to_lab  # torch and numba, for comparisons only: not in every restore's client
+
     img = Image.open(io.BytesIO(retrying(lambda: read_bytes(url), url))).convert("RGB")
     img.thumbnail((256, 256))
     return rgb_to_lab(np.asarray(img))[..., 1:]

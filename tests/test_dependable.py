@@ -24,7 +24,8 @@ def test_a_model_uri_means_what_its_registry_holds(tmp_path, monkeypatch, prefec
     """Two registries each hold a different model as colorizer v1; one local state folder serves both."""
     import mlflow
 
-    from colorize_core.package import load_package, package_checksum
+    from colorize_core.package import load_package
+    from colorize_core.package_files import package_checksum
     from flows.restore import restore_flow
     from tasks.registry import register_package, resolve_model
 
@@ -62,7 +63,8 @@ def test_a_champion_nobody_chose_follows_the_bundled_model_of_each_release(tmp_p
 
     import tasks.model_resolve as resolving
     import tasks.registry as registry
-    from colorize_core.package import load_package, package_checksum
+    from colorize_core.package import load_package
+    from colorize_core.package_files import package_checksum
 
     monkeypatch.setenv("COLORIZE_HOME", str(tmp_path / "state"))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", _registry(tmp_path, "u"))
@@ -272,6 +274,44 @@ def test_help_does_not_load_torch_or_mlflow():
     code = "import sys; from cli import app\ntry:\n    app(['--help'])\nexcept SystemExit:\n    pass\nprint(sorted(m for m in ('torch', 'mlflow', 'prefect', 'dask') if m in sys.modules))"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert p.stdout.strip().splitlines()[-1] == "[]", p.stdout + p.stderr
+
+
+CLIENT_MODULES = """
+import atexit, json, sys
+heavy = ("torch", "numba", "iiif_prezi3", "mlflow")
+atexit.register(lambda: print("imported here:", json.dumps(sorted(m for m in heavy if m in sys.modules))))
+sys.argv = ["colorize", *sys.argv[1:]]
+from cli import main
+main()
+"""
+
+
+def test_a_restore_runs_its_flow_without_torch_and_ends_at_once(cli_env, tmp_path):
+    """Restore's own process (the flow, plan, reports, IIIF manifests) imports neither torch, numba,
+    iiif-prezi3 nor MLflow: only its workers load the network, and their start and the temporary API's
+    share two cores with it. It leaves without the interpreter's module teardown, yet after its exit
+    work: Prefect's logs delivered before the API stops, no process left, the verb's exit status."""
+    root, src, env = cli_env
+    marker = f"COLORIZE_HOME={root / 'state-client'}"
+    env = dict(env, COLORIZE_HOME=str(root / "state-client"))
+    package = make_package(tmp_path / "pkg", "1")
+    dest = tmp_path / "dest"
+    p = subprocess.run([sys.executable, "-c", CLIENT_MODULES, "restore", str(src), str(dest), "--model", package, "--workers", "1"],
+                       capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert "imported here: []" in p.stdout, p.stdout
+    assert "Error logging to API" not in p.stderr, p.stderr
+    assert (dest / "testmodel-v1" / "cat.png").exists() and json.loads((dest / "_iiif" / "testmodel-v1" / "manifest.json").read_text())["items"]
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "scan.jpg").write_bytes((root / "notanimage.jpg").read_bytes())
+    failed = subprocess.run(CLI + ["restore", str(broken), str(dest), "--model", package, "--workers", "1"], capture_output=True, text=True,
+                            env=env, timeout=600)  # fmt: skip
+    assert failed.returncode == 3 and "scan.jpg" in failed.stderr, failed.stderr  # ITEMS_FAILED, through the quick exit
+    deadline = time.time() + 10
+    while (left := _processes_with(marker)) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not left, left
 
 
 def test_a_local_cluster_leaves_this_process_environment_as_it_was(monkeypatch):

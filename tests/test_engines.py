@@ -14,7 +14,8 @@ from PIL import Image
 
 from colorize_core.colorize import decoded
 from colorize_core.engines import MIN_GAIN, Engine, candidates, choose, run
-from colorize_core.package import load_package, package_checksum
+from colorize_core.package import load_package
+from colorize_core.package_files import package_checksum
 from tasks.engine_choice import engine_for, gate_photos
 from tasks.model_resolve import BUNDLED_MODEL_DIR
 from tests.test_cli import SAMPLE, colorize, env  # noqa: F401 - env is a fixture

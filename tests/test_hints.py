@@ -154,7 +154,7 @@ def test_a_model_grown_to_take_hints_computes_what_it_did_without_them():
 def test_simulated_hints_are_patch_means_of_the_truth_and_reproducible():
     import torch
 
-    from colorize_core.hints import HintSimulation, simulate_hints
+    from colorize_core.hint_simulation import HintSimulation, simulate_hints
 
     ab = (torch.rand(64, 2, 48, 48) - 0.5) * 100
     cfg = HintSimulation(enabled=True)
@@ -201,7 +201,7 @@ def test_training_with_simulated_hints_resumes_exactly(photo_shards, tmp_path):
 
     from colorize_core.bins import BinSet
     from colorize_core.data import AugmentConfig, open_local
-    from colorize_core.hints import HintSimulation
+    from colorize_core.hint_simulation import HintSimulation
     from colorize_core.models import ModelConfig
     from colorize_core.train import Hooks, TrainConfig, train
 
