@@ -11,9 +11,9 @@ from typing import Callable
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 
-from colorize_core.settings import ColorizeConfig
 from colorize_core.imageio import ReaderConfig
 from colorize_core.package_files import read_decode
+from colorize_core.settings import ColorizeConfig
 from flows.review import compare_flow
 from tasks.cluster import ClusterInBackground, dask_client
 from tasks.credentials import signing_identity

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from prefect import task
 from prefect.cache_policies import NONE
 
-from colorize_core.settings import ColorizeConfig
 from colorize_core.package_files import read_decode
+from colorize_core.settings import ColorizeConfig
 from tasks.checks import check_dest, check_source
 from tasks.cluster import connect, map_as_completed
 from tasks.layout import DestLayout, item_key, output_folder, version_folder

@@ -14,12 +14,12 @@ import torch
 from PIL import Image
 
 from colorize_core.colorize import ColorizedBatch, colorize_array, png_bytes
-from colorize_core.settings import ColorizeConfig
 from colorize_core.hints import Hint, hints_settings
 from colorize_core.imageio import DecodedImage, ImageReadError, decode_image
 from colorize_core.inference import inference_device
 from colorize_core.package import load_package
 from colorize_core.provenance import provenance
+from colorize_core.settings import ColorizeConfig
 from colorize_core.shards import content_hash
 from colorize_core.writer import encode_output, jpeg_bytes, output_format, preview
 from tasks.credentials import CredentialSigner, SigningIdentity, ingredient_of, signing_identity
