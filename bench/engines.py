@@ -19,11 +19,12 @@ import torch
 
 from bench.timing import best_warm
 from colorize_core.colorize import network_input
-from colorize_core.decoding import DecodeConfig, decode
+from colorize_core.decoding import decode
 from colorize_core.imageio import decode_image
 from colorize_core.inference import cpu_supports_bf16
 from colorize_core.models import Colorizer, ModelConfig
 from colorize_core.package import load_package
+from colorize_core.settings import DecodeConfig
 from tasks.model_resolve import BUNDLED_MODEL_DIR
 from tests.photos import real_photo_bytes
 

@@ -56,9 +56,10 @@ def preview_latency(pkg, pkg_dir: str, changes: int = 6) -> float:
 
     from PIL import Image
 
-    from colorize_core.colorize import ColorizeConfig, ColorizedBatch
+    from colorize_core.colorize import ColorizedBatch
     from colorize_core.hints import Hint
     from colorize_core.imageio import decode_image
+    from colorize_core.settings import ColorizeConfig
     from colorize_core.writer import jpeg_bytes
     from tasks.restore_worker import PREVIEW
     from tests.photos import real_photo_bytes

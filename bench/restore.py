@@ -42,15 +42,14 @@ from skimage import color as skcolor
 
 from bench.timing import report
 from colorize_core.bins import canonical_bins
-from colorize_core.colorize import ColorizeConfig, ColorizedBatch, colorize_array, network_input
+from colorize_core.colorize import ColorizedBatch, colorize_array, network_input
 from colorize_core.constants import AB_NORM
-from colorize_core.decoding import DecodeConfig
-from colorize_core.imageio import ReaderConfig, decode_image
 from colorize_core.engines import Engine, run
+from colorize_core.imageio import ReaderConfig, decode_image
 from colorize_core.models import Colorizer, ModelConfig
 from colorize_core.package import ColorizerPackage, load_package, save_package
 from colorize_core.provenance import provenance
-from colorize_core.upsample import UpsampleConfig
+from colorize_core.settings import ColorizeConfig, DecodeConfig, UpsampleConfig
 from colorize_core.writer import encode_output, jpeg_bytes, preview
 from tests.photos import real_photo_bytes
 
@@ -166,11 +165,11 @@ def profile(pkg, paths: list[Path], engine: Engine) -> None:
 
 PEAK_SCRIPT = r"""
 import sys, torch
-from colorize_core.colorize import ColorizeConfig, ColorizedBatch
-from colorize_core.decoding import DecodeConfig
+from colorize_core.colorize import ColorizedBatch
 from colorize_core.imageio import decode_image
 from colorize_core.package import load_package
 from colorize_core.provenance import provenance
+from colorize_core.settings import ColorizeConfig, DecodeConfig
 from colorize_core.writer import encode_output
 def hwm():
     return int([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]) / 1024

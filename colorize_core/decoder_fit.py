@@ -13,9 +13,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .colorize import ColorizeConfig
-from .decoding import PAPER_TEMPERATURE, DecodeConfig
 from .evaluation import Sample, evaluate, predicted
+from .settings import PAPER_TEMPERATURE, ColorizeConfig, DecodeConfig
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,15 @@ import torch
 
 from .bins import canonical_bins
 from .color import lab_to_rgb
-from .colorize import ColorizeConfig, chroma_at_working_size, hint_input
-from .decoding import PAPER_TEMPERATURE, DecodeConfig, annealed_mean
+from .colorize import chroma_at_working_size, hint_input
+from .decoding import annealed_mean
 from .degrade import DegradeConfig, degrade
 from .encoding import SoftEncoder
 from .hint_refiner import honour_hints
 from .hints import Hint, rasterise
 from .inference import Prediction, predict
 from .metrics import AucAccumulator, colourfulness, psnr
+from .settings import PAPER_TEMPERATURE, ColorizeConfig, DecodeConfig
 
 PAPER_DECODES = {
     "annealed-mean": DecodeConfig("annealed-mean"),

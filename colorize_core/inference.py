@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .decoding import DecodeConfig, decode, entropy
+from .decoding import decode, entropy
+from .settings import DecodeConfig
 
 
 def cpu_supports_bf16() -> bool:

@@ -16,8 +16,8 @@ import torch
 
 from .bins import BinSet
 from .config import from_dict
-from .decoding import DecodeConfig
 from .models import Colorizer, ModelConfig
+from .settings import DecodeConfig
 from .siggraph17 import Siggraph17
 
 PACKAGE_FORMAT = 1

@@ -21,10 +21,10 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from .bins import BinSet
-from .colorize import ColorizeConfig, chroma_at_working_size
+from .colorize import chroma_at_working_size
 from .config import from_dict
 from .data import AugmentConfig, ShardStream, load_split
-from .decoding import PAPER_TEMPERATURE, DecodeConfig, annealed_mean
+from .decoding import annealed_mean
 from .encoding import EncodingConfig, SoftEncoder
 from .evaluation import Sample, evaluate, predicted, samples
 from .hint_simulation import HintSimulation, simulate_hints
@@ -32,6 +32,7 @@ from .inference import PRECISIONS, Prediction, autocast, bf16_pays
 from .losses import adversarial_loss, rebalanced_cross_entropy
 from .models import Colorizer, DiscriminatorConfig, ModelConfig, PatchDiscriminator, with_hint_input
 from .package import ColorizerPackage
+from .settings import PAPER_TEMPERATURE, ColorizeConfig, DecodeConfig
 
 
 @dataclass(frozen=True)

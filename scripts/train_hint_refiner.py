@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from colorize_core.colorize import ColorizeConfig, chroma_at_working_size
+from colorize_core.colorize import chroma_at_working_size
 from colorize_core.data import load_split, open_local
 from colorize_core.evaluation import samples, simulated_curator_hints
 from colorize_core.hint_propagation import spread
@@ -39,6 +39,7 @@ from colorize_core.hint_refiner import SCALE, HintRefiner, RefinerTrainConfig, r
 from colorize_core.hints import rasterise
 from colorize_core.inference import predict
 from colorize_core.package import build_model, load_package, save_package
+from colorize_core.settings import ColorizeConfig
 
 MAX_HINTS, P_GEOMETRIC, RADII = 24, 0.15, (0.005, 0.02)
 HOLDOUT = 0.1  # of the training photos: the run's own validation

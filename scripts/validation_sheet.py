@@ -14,10 +14,11 @@ import torch
 from PIL import Image, ImageDraw
 
 from colorize_core.color import lab_to_rgb
-from colorize_core.colorize import ColorizeConfig, chroma_at_working_size
+from colorize_core.colorize import chroma_at_working_size
 from colorize_core.data import open_local, read_rows
 from colorize_core.inference import predict
 from colorize_core.package import load_package
+from colorize_core.settings import ColorizeConfig
 
 CELL = 160
 

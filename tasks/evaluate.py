@@ -11,12 +11,12 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NONE
 
-from colorize_core.colorize import ColorizeConfig
 from colorize_core.data import read_rows
 from colorize_core.decoder_fit import FitConfig, fit_decoder
 from colorize_core.degrade import DegradeConfig
 from colorize_core.evaluation import Sample, evaluate, predicted, samples, standard_configs
 from colorize_core.package import load_package
+from colorize_core.settings import ColorizeConfig
 from tasks import logger
 from tasks.model_list import PRIMARY  # the model package's own decode: what restore uses
 from tasks.model_ref import ModelRef

@@ -17,8 +17,9 @@ class ColorizerModel(PythonModel):
 
     def predict(self, context, model_input, params=None):
         """Grayscale images (a list of (H, W) uint8 arrays, or one (N, H, W) array) -> (H, W, 3) uint8 each."""
-        from colorize_core.colorize import ColorizeConfig, colorize_array
+        from colorize_core.colorize import colorize_array
         from colorize_core.config import from_dict
+        from colorize_core.settings import ColorizeConfig
 
         images = list(model_input) if not isinstance(model_input, np.ndarray) or model_input.ndim == 3 else [model_input]
         cfg = from_dict(ColorizeConfig, params)  # e.g. {"decode": {"method": "mean"}}; none: the package's decode

@@ -27,11 +27,12 @@ import numpy as np
 import torch
 
 from colorize_core.color import lab_to_rgb
-from colorize_core.colorize import ColorizeConfig, ColorizedBatch, network_input
+from colorize_core.colorize import ColorizedBatch, network_input
+from colorize_core.engines import Engine, run
 from colorize_core.hints import HINTS_VERSION, parse_hints
 from colorize_core.imageio import DecodedImage, decode_image
-from colorize_core.engines import Engine, run
 from colorize_core.package import load_package
+from colorize_core.settings import ColorizeConfig
 from colorize_core.writer import jpeg_bytes
 from tasks.engine_choice import engine_for
 from tasks.layout import DestLayout

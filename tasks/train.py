@@ -17,9 +17,9 @@ from prefect.cache_policies import NONE
 
 from colorize_core.bins import BinSet
 from colorize_core.config import with_overrides
-from colorize_core.decoding import DecodeConfig
 from colorize_core.models import ModelConfig, network_state, parameter_count
 from colorize_core.package import ColorizerPackage, load_package
+from colorize_core.settings import DecodeConfig
 from colorize_core.train import Hooks, TrainConfig, steps_for_epochs, train, train_config_from_dict
 from tasks import logger as get_run_logger
 from tasks.preprocess import committed_shards, read_shard_table

@@ -9,8 +9,8 @@ import sys
 import torch
 import torch.distributed as dist
 
-from colorize_core.decoding import DecodeConfig
 from colorize_core.package import ColorizerPackage, save_package
+from colorize_core.settings import DecodeConfig
 from tasks.tracking import configure_mlflow
 from tasks.train import TrainJob, run_training
 

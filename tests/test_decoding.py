@@ -1,7 +1,8 @@
 import torch
 
 from colorize_core.bins import canonical_bins
-from colorize_core.decoding import DecodeConfig, annealed_mean, argmax_centroid, decode, entropy, mean, top_k_mean
+from colorize_core.decoding import annealed_mean, argmax_centroid, decode, entropy, mean, top_k_mean
+from colorize_core.settings import DecodeConfig
 
 CENTRES = torch.from_numpy(canonical_bins().centres)
 

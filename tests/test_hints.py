@@ -176,9 +176,9 @@ def test_the_hint_evaluation_sets_the_model_against_the_classic_method_alone(pho
     import glob
 
     from colorize_core.data import load_split, open_local
-    from colorize_core.colorize import ColorizeConfig
     from colorize_core.evaluation import evaluate, evaluate_hints, predicted, samples
     from colorize_core.package import load_package
+    from colorize_core.settings import ColorizeConfig
     from tasks.model_resolve import BUNDLED_MODEL_DIR
 
     pkg = load_package(BUNDLED_MODEL_DIR)
@@ -222,9 +222,10 @@ def test_training_with_simulated_hints_resumes_exactly(photo_shards, tmp_path):
 
 def test_the_colour_tools_preview_is_the_batchs_own_preview():
     """What the review page's server redraws is, pixel for pixel, the preview a batch run makes."""
-    from colorize_core.colorize import ColorizeConfig, ColorizedBatch
+    from colorize_core.colorize import ColorizedBatch
     from colorize_core.imageio import decode_image
     from colorize_core.package import load_package
+    from colorize_core.settings import ColorizeConfig
     from tasks.model_resolve import BUNDLED_MODEL_DIR
     from tasks.restore_worker import PREVIEW
     from tests.photos import real_photo_bytes
@@ -263,10 +264,11 @@ def test_a_packaged_hint_refiner_colours_hinted_outputs_only(tmp_path):
     import torch
 
     from colorize_core.bins import canonical_bins
-    from colorize_core.colorize import ColorizeConfig, ColorizedBatch
+    from colorize_core.colorize import ColorizedBatch
     from colorize_core.imageio import decode_image
     from colorize_core.models import Colorizer, ModelConfig
     from colorize_core.package import ColorizerPackage, load_package, save_package
+    from colorize_core.settings import ColorizeConfig
     from tests.photos import real_photo_bytes
 
     torch.manual_seed(0)

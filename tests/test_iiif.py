@@ -13,7 +13,7 @@ from iiif_prezi3 import Manifest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from colorize_core.colorize import ColorizeConfig
+from colorize_core.settings import ColorizeConfig
 from tests.browser import chromium, console_errors
 from tests.test_restore import gray_of, make_package
 

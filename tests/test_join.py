@@ -12,7 +12,8 @@ from colorize_core.color import gray_to_l, rgb_to_lab
 from colorize_core.colorize import join_full_resolution, network_input, preview_pair
 from colorize_core.imageio import DecodedImage
 from colorize_core.kernels import box_mean
-from colorize_core.upsample import ChromaField, UpsampleConfig
+from colorize_core.settings import UpsampleConfig
+from colorize_core.upsample import ChromaField
 
 
 def _grey(pixels):

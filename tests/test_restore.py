@@ -17,9 +17,9 @@ from PIL import Image
 
 from colorize_core.bins import canonical_bins
 from colorize_core.color import rgb_to_lab
-from colorize_core.colorize import ColorizeConfig
 from colorize_core.models import Colorizer, ModelConfig
 from colorize_core.package import ColorizerPackage, save_package
+from colorize_core.settings import ColorizeConfig
 from tasks.layout import DestLayout, KeyEscapeError
 from tests.bad_inputs import bad_inputs
 from tests.photos import real_photo_bytes

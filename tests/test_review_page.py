@@ -13,7 +13,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from colorize_core.colorize import ColorizeConfig
+from colorize_core.settings import ColorizeConfig
 from tests.browser import chromium, console_errors
 from tests.test_restore import gray_of, make_package, wait_for
 

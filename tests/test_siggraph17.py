@@ -107,9 +107,10 @@ def test_a_checkpoint_of_another_layout_is_refused_naming_the_key():
 def test_an_imported_siggraph17_colorizes_with_hints(tmp_path, mlflow_tmp, env):  # noqa: F811
     """Imported as a user does, from another folder as the first command on a new state: the model's
     files go under the state, never into ./mlruns of that folder."""
-    from colorize_core.colorize import ColorizeConfig, ColorizedBatch
+    from colorize_core.colorize import ColorizedBatch
     from colorize_core.hints import Hint
     from colorize_core.imageio import decode_image
+    from colorize_core.settings import ColorizeConfig
     from tasks.registry import resolve_model
     from tests.photos import real_photo_bytes
 

@@ -18,10 +18,10 @@ import pytest
 import torch
 from PIL import Image
 
-from colorize_core.colorize import ColorizeConfig, join_full_resolution
-from colorize_core.decoding import DecodeConfig
+from colorize_core.colorize import join_full_resolution
 from colorize_core.imageio import DecodedImage, ImageReadError, decode_image
-from colorize_core.upsample import ChromaField, UpsampleConfig
+from colorize_core.settings import ColorizeConfig, DecodeConfig, UpsampleConfig
+from colorize_core.upsample import ChromaField
 from tests.test_restore import gray_of, make_package
 
 REPO = Path(__file__).resolve().parents[1]
